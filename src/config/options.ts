@@ -1,0 +1,155 @@
+/**
+ * Turns parsed flag values into the options the parts of the proxy are built from. Every check that can
+ * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
+ */
+import { FLAGS, FlagError, parseDuration, type FlagValues } from "./flags.js";
+
+export interface Endpoint {
+  /** "http://host:port" or "https://host:port", as the upstream transport dials it. */
+  url: string;
+  tls: boolean;
+}
+
+export interface UpstreamTlsFiles {
+  cert?: string;
+  key?: string;
+  cacert?: string;
+  insecureSkipVerify: boolean;
+}
+
+export interface ListenerTlsFiles {
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  clientCrlFile?: string;
+  autoTls: boolean;
+  cipherSuites?: string;
+  minVersion: "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1.2" | "TLSv1.3";
+  selfSignedCertValidityYears: number;
+}
+
+export interface ProxyOptions {
+  listenHost: string;
+  listenPort: number;
+  endpoints: Endpoint[];
+  /** Returned by MemberList in place of etcd's members; empty means MemberList is forwarded to etcd. */
+  advertiseClientUrl: string;
+  dataDir: string;
+  /** Largest request accepted from a client and sent to etcd (grpc-proxy's --max-send-bytes). */
+  maxSendBytes: number;
+  /** Largest response accepted from etcd (grpc-proxy's --max-recv-bytes). */
+  maxRecvBytes: number;
+  upstreamTls: UpstreamTlsFiles;
+  listenerTls: ListenerTlsFiles;
+  debug: boolean;
+  maxConcurrentStreams: number;
+  /** Ping etcd after this much idle time; 0 disables (grpc-proxy's --dial-keepalive-time). */
+  dialKeepAliveTimeMs: number;
+  dialKeepAliveTimeoutMs: number;
+}
+
+const TLS_VERSIONS: Record<string, "TLSv1.2" | "TLSv1.3"> = { "TLS1.2": "TLSv1.2", "TLS1.3": "TLSv1.3" };
+
+export function buildOptions(values: FlagValues, given: ReadonlySet<string>): ProxyOptions {
+  for (const spec of FLAGS) {
+    if (spec.status !== "later" || !given.has(spec.name)) continue;
+    const value = values[spec.name]!;
+    const isUnset = value === "" || value === spec.default || (spec.kind === "bool" && value === "false");
+    if (!isUnset) throw new FlagError(`--${spec.name} is not supported yet by etcd-edge`);
+  }
+  const upstreamTls: UpstreamTlsFiles = {
+    insecureSkipVerify: values["insecure-skip-tls-verify"] === "true",
+    ...optional("cert", values["cert"]),
+    ...optional("key", values["key"]),
+    ...optional("cacert", values["cacert"]),
+  };
+  if (Boolean(upstreamTls.cert) !== Boolean(upstreamTls.key)) throw new FlagError("--cert and --key must be given together");
+  const wantsTls = Boolean(upstreamTls.cert || upstreamTls.cacert || upstreamTls.insecureSkipVerify);
+  const listenerTls: ListenerTlsFiles = {
+    autoTls: values["auto-tls"] === "true",
+    minVersion: tlsVersion(values["tls-min-version"]!, "--tls-min-version") ?? "TLSv1.2",
+    selfSignedCertValidityYears: positiveInt(values["self-signed-cert-validity"]!, "--self-signed-cert-validity"),
+    ...optional("certFile", values["cert-file"]),
+    ...optional("keyFile", values["key-file"]),
+    ...optional("trustedCaFile", values["trusted-ca-file"]),
+    ...optional("clientCrlFile", values["client-crl-file"]),
+    ...optional("cipherSuites", values["listen-cipher-suites"]),
+  };
+  const maxVersion = tlsVersion(values["tls-max-version"]!, "--tls-max-version");
+  if (maxVersion) listenerTls.maxVersion = maxVersion;
+  if (maxVersion === "TLSv1.2" && listenerTls.minVersion === "TLSv1.3") throw new FlagError("--tls-min-version is greater than --tls-max-version");
+  if (Boolean(listenerTls.certFile) !== Boolean(listenerTls.keyFile)) throw new FlagError("--cert-file and --key-file must be given together");
+  if ((listenerTls.trustedCaFile || listenerTls.clientCrlFile) && !listenerTls.certFile && !listenerTls.autoTls) {
+    throw new FlagError("--trusted-ca-file and --client-crl-file need listener TLS (--cert-file/--key-file or --auto-tls)");
+  }
+  const [listenHost, listenPort] = hostPort(values["listen-addr"]!, "--listen-addr", true);
+  return {
+    listenHost,
+    listenPort,
+    endpoints: parseEndpoints(values["endpoints"]!, wantsTls),
+    advertiseClientUrl: values["advertise-client-url"]!,
+    dataDir: values["data-dir"] || "default.proxy",
+    maxSendBytes: positiveInt(values["max-send-bytes"]!, "--max-send-bytes"),
+    maxRecvBytes: positiveInt(values["max-recv-bytes"]!, "--max-recv-bytes"),
+    upstreamTls,
+    listenerTls,
+    debug: values["debug"] === "true",
+    maxConcurrentStreams: Math.min(positiveInt(values["max-concurrent-streams"]!, "--max-concurrent-streams"), 2 ** 32 - 1),
+    dialKeepAliveTimeMs: parseDuration(values["dial-keepalive-time"] || "0") ?? 0,
+    dialKeepAliveTimeoutMs: parseDuration(values["dial-keepalive-timeout"] || "20s") ?? 20_000,
+  };
+}
+
+function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
+  return value ? ({ [key]: value } as Record<K, string>) : {};
+}
+
+function tlsVersion(value: string, flag: string): "TLSv1.2" | "TLSv1.3" | undefined {
+  if (value === "") return undefined;
+  const v = TLS_VERSIONS[value];
+  if (!v) throw new FlagError(`${flag}: unknown TLS version "${value}" (use TLS1.2 or TLS1.3)`);
+  return v;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new FlagError(`${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/** "host:port" → [host, port]. For the listener, `localhost` binds the IPv4 loopback, as etcd's proxy does. */
+export function hostPort(addr: string, flag: string, bindLocalhostAsIPv4 = false): [string, number] {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) throw new FlagError(`${flag}: expected host:port, got "${addr}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new FlagError(`${flag}: port out of range in "${addr}"`);
+  let host = m[1] ?? m[2] ?? "";
+  if (bindLocalhostAsIPv4 && host === "localhost") host = "127.0.0.1";
+  if (bindLocalhostAsIPv4 && host === "") host = "0.0.0.0";
+  if (host === "") throw new FlagError(`${flag}: missing host in "${addr}"`);
+  return [host, port];
+}
+
+/**
+ * etcd's endpoint syntax: a comma list of `host:port`, `http://host:port` or `https://host:port`.
+ * A scheme-less endpoint is dialled over TLS when any upstream TLS flag is given, as clientv3 does.
+ */
+export function parseEndpoints(text: string, tlsByDefault: boolean): Endpoint[] {
+  const list = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new FlagError("--endpoints: at least one endpoint is required");
+  return list.map((raw) => {
+    let scheme = tlsByDefault ? "https" : "http";
+    let rest = raw;
+    const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(raw);
+    if (m) {
+      scheme = m[1]!.toLowerCase();
+      rest = m[2]!.replace(/\/+$/, "");
+      if (scheme === "unix" || scheme === "unixs") throw new FlagError(`--endpoints: unix sockets are not supported ("${raw}")`);
+      if (scheme !== "http" && scheme !== "https") throw new FlagError(`--endpoints: unknown scheme in "${raw}"`);
+    }
+    const [host, port] = hostPort(rest, "--endpoints");
+    const h = host.includes(":") ? `[${host}]` : host;
+    return { url: `${scheme}://${h}:${port}`, tls: scheme === "https" };
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * Reads the TLS files named by the flags into the objects node:tls wants, and makes the --auto-tls
+ * certificate. Both sides are read once at start-up: a file that cannot be read stops the proxy with its
+ * path in the message, before anything listens.
+ */
+import { mkdir, readFile, writeFile, access } from "node:fs/promises";
+import { X509Certificate } from "node:crypto";
+import { join } from "node:path";
+import { FlagError } from "./flags.js";
+import type { ListenerTlsFiles, UpstreamTlsFiles } from "./options.js";
+
+export interface ListenerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+  crl?: Buffer;
+  /** Set with --trusted-ca-file: a client without a certificate signed by `ca` is refused. */
+  requireClientCert: boolean;
+  ciphers?: string;
+  minVersion: "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1.2" | "TLSv1.3";
+}
+
+export interface UpstreamTls {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
+  rejectUnauthorized: boolean;
+}
+
+async function read(path: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new FlagError(`${flag}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+export async function loadUpstreamTls(files: UpstreamTlsFiles): Promise<UpstreamTls> {
+  const tls: UpstreamTls = { rejectUnauthorized: !files.insecureSkipVerify };
+  if (files.cert) {
+    tls.cert = await read(files.cert, "--cert");
+    // etcd treats a client certificate's CN as the user of every request that has no token, so a CN
+    // would run every proxied request as that user; etcd's proxy refuses it for the same reason (#11970).
+    const cn = commonName(tls.cert);
+    if (cn) throw new FlagError(`--cert: the certificate has CommonName "${cn}"; etcd would run every proxied request as that user, use a certificate with an empty CN`);
+  }
+  if (files.key) tls.key = await read(files.key, "--key");
+  if (files.cacert) tls.ca = await read(files.cacert, "--cacert");
+  return tls;
+}
+
+function commonName(pem: Buffer): string | undefined {
+  try {
+    const subject = new X509Certificate(pem).subject;
+    return /(?:^|\n)CN=([^\n]*)/.exec(subject)?.[1];
+  } catch (err) {
+    throw new FlagError(`--cert: not a PEM certificate: ${(err as Error).message}`);
+  }
+}
+
+/** undefined when the listener is cleartext. */
+export async function loadListenerTls(files: ListenerTlsFiles, dataDir: string): Promise<ListenerTls | undefined> {
+  let cert: Buffer;
+  let key: Buffer;
+  if (files.certFile && files.keyFile) {
+    cert = await read(files.certFile, "--cert-file");
+    key = await read(files.keyFile, "--key-file");
+  } else if (files.autoTls) {
+    ({ cert, key } = await selfSigned(join(dataDir, "fixtures", "proxy"), files.selfSignedCertValidityYears));
+  } else {
+    return undefined;
+  }
+  const tls: ListenerTls = { cert, key, requireClientCert: false, minVersion: files.minVersion };
+  if (files.trustedCaFile) {
+    tls.ca = await read(files.trustedCaFile, "--trusted-ca-file");
+    tls.requireClientCert = true;
+  }
+  if (files.clientCrlFile) tls.crl = await read(files.clientCrlFile, "--client-crl-file");
+  if (files.cipherSuites) tls.ciphers = files.cipherSuites.split(",").map((s) => s.trim()).join(":");
+  if (files.maxVersion) tls.maxVersion = files.maxVersion;
+  return tls;
+}
+
+/**
+ * --auto-tls: reuse <dir>/cert.pem and key.pem when present (as etcd does, so clients that pinned the
+ * certificate keep working across restarts), else make a self-signed pair for localhost and 127.0.0.1.
+ */
+async function selfSigned(dir: string, years: number): Promise<{ cert: Buffer; key: Buffer }> {
+  const certPath = join(dir, "cert.pem");
+  const keyPath = join(dir, "key.pem");
+  try {
+    await access(certPath);
+    await access(keyPath);
+    return { cert: await readFile(certPath), key: await readFile(keyPath) };
+  } catch {
+    // not there yet: make them below
+  }
+  const { generate } = await import("selfsigned");
+  const notAfter = new Date();
+  notAfter.setFullYear(notAfter.getFullYear() + years);
+  const pems = await generate([{ name: "commonName", value: "etcd-edge" }], {
+    keySize: 2048,
+    notAfterDate: notAfter,
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+      { name: "extKeyUsage", serverAuth: true },
+      { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: "127.0.0.1" }, { type: 7, ip: "::1" }] },
+    ],
+  });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(certPath, pems.cert, { mode: 0o644 });
+  await writeFile(keyPath, pems.private, { mode: 0o600 });
+  return { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
+}

@@ -1,0 +1,19 @@
+/**
+ * GET /health, answered as etcd answers it: {"health":"true"} with 200 while etcd answers a linearizable
+ * read within 1 s, else 503 with {"health":"false","reason":"..."}. Unlike etcd's proxy it is served over
+ * HTTP/1.1, h2c and TLS+HTTP/2 alike.
+ */
+import { Hono } from "hono";
+import type { Metrics } from "../observe/metrics.js";
+import type { Upstream } from "../upstream/upstream.js";
+
+export function healthRoutes(up: Upstream, metrics: Metrics): Hono {
+  const app = new Hono();
+  app.get("/health", async (c) => {
+    const { ok, reason } = await up.check();
+    metrics.healthChecks.inc({ result: ok ? "success" : "failure" });
+    return c.json(ok ? { health: "true", reason: "" } : { health: "false", reason }, ok ? 200 : 503);
+  });
+  app.all("/health", (c) => c.text("Method Not Allowed", 405, { Allow: "GET" }));
+  return app;
+}

@@ -1,0 +1,97 @@
+/**
+ * The one listener. With TLS: node:http2's secure server with ALPN h2 and http/1.1. Without: a TCP server
+ * that sniffs each connection (sniff.ts) and hands it to an h2c or an HTTP/1.1 server. Both servers call
+ * the same request handler, so every route works over every HTTP version.
+ */
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { ListenerTls } from "../config/tls-files.js";
+import { sniffProtocol } from "./sniff.js";
+
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  tls: ListenerTls | undefined;
+  maxConcurrentStreams: number;
+  handler: RequestHandler;
+  log: (msg: string) => void;
+}
+
+export interface Listener {
+  host: string;
+  port: number;
+  /** Stop accepting, then close open connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Memory an HTTP/2 session may buffer before Node refuses new streams (ENHANCE_YOUR_CALM). Node's default
+ * of 10 MB is reached by a client with a few thousand watch streams on one connection; 256 MB is still a
+ * bound against a client that never reads.
+ */
+const MAX_SESSION_MEMORY_MB = 256;
+
+export async function listen(o: ListenerOptions): Promise<Listener> {
+  const h2Options: http2.ServerOptions = {
+    settings: { maxConcurrentStreams: o.maxConcurrentStreams },
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+  };
+  let server: net.Server;
+  const sockets = new Set<net.Socket>();
+  if (o.tls) {
+    const secure = http2.createSecureServer({
+      ...h2Options,
+      allowHTTP1: true,
+      cert: o.tls.cert,
+      key: o.tls.key,
+      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+      ...(o.tls.crl ? { crl: o.tls.crl } : {}),
+      ...(o.tls.ciphers ? { ciphers: o.tls.ciphers } : {}),
+      minVersion: o.tls.minVersion,
+      ...(o.tls.maxVersion ? { maxVersion: o.tls.maxVersion } : {}),
+      requestCert: o.tls.requireClientCert,
+      rejectUnauthorized: o.tls.requireClientCert,
+    });
+    secure.on("request", o.handler);
+    secure.on("sessionError", () => {});
+    secure.on("tlsClientError", (err) => { if (o.tls?.requireClientCert) o.log(`etcd-edge: TLS handshake refused: ${err.message}`); });
+    secure.setTimeout(0);
+    server = secure;
+  } else {
+    const h2 = http2.createServer(h2Options);
+    h2.on("request", o.handler);
+    h2.on("sessionError", () => {});
+    h2.setTimeout(0);
+    // Long-lived responses (server streams over HTTP/1.1, JSON gateway watches) must not be cut by Node's
+    // default 5 minute request timeout.
+    const h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 });
+    h1.on("request", o.handler);
+    h1.on("clientError", (_err, socket) => socket.destroy());
+    server = net.createServer((socket) => sniffProtocol(socket, (s) => h2.emit("connection", s), (s) => h1.emit("connection", s)));
+  }
+  server.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.setKeepAlive(true, 30_000);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (err) => o.log(`etcd-edge: listener error: ${err.message}`));
+  const addr = server.address() as net.AddressInfo;
+  return {
+    host: addr.address,
+    port: addr.port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    }),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * `etcd-edge start [flags]`: read flags, build the proxy, listen. The only place that exits the process.
+ */
+import { FlagError, parseFlags, usage } from "./config/flags.js";
+import { buildOptions } from "./config/options.js";
+import { startProxy } from "./proxy.js";
+import { runtime } from "./runtime/runtime.js";
+
+const VERSION = "0.1.0";
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    runtime.stdout(`etcd-edge ${VERSION}: an L7 proxy for etcd v3\n\nUsage: etcd-edge start [flags]\n       etcd-edge version\n\n${usage()}`);
+    return;
+  }
+  if (command === "version" || command === "--version") {
+    runtime.stdout(`etcd-edge ${VERSION} (${runtime.name})`);
+    return;
+  }
+  if (command !== "start") {
+    runtime.stderr(`etcd-edge: unknown command "${command}" (try: etcd-edge start --help)`);
+    runtime.exit(2);
+  }
+  if (args.includes("--help") || args.includes("-h") || args.includes("-help")) {
+    runtime.stdout(usage());
+    return;
+  }
+  let options;
+  try {
+    const { values, given, rest } = parseFlags(args);
+    if (rest.length > 0) throw new FlagError(`unexpected argument: ${rest[0]}`);
+    options = buildOptions(values, given);
+  } catch (err) {
+    if (err instanceof FlagError) {
+      runtime.stderr(`etcd-edge: ${err.message}`);
+      runtime.exit(2);
+    }
+    throw err;
+  }
+  const proxy = await startProxy(options).catch((err: unknown) => {
+    runtime.stderr(`etcd-edge: ${err instanceof Error ? err.message : String(err)}`);
+    return runtime.exit(err instanceof FlagError ? 2 : 1);
+  });
+  const { host, port } = proxy.listener;
+  runtime.stderr(`etcd-edge ${VERSION} (${runtime.name}) listening on ${proxy.scheme}://${host.includes(":") ? `[${host}]` : host}:${port}, etcd at ${options.endpoints.map((e) => e.url).join(",")}`);
+  runtime.onShutdown(async (signal) => {
+    runtime.stderr(`etcd-edge: ${signal}, shutting down`);
+    await proxy.close();
+    runtime.exit(0);
+  });
+}
+
+main(runtime.argv()).catch((err) => {
+  runtime.stderr(`etcd-edge: fatal: ${err instanceof Error ? err.stack : String(err)}`);
+  runtime.exit(1);
+});

@@ -1,0 +1,50 @@
+/**
+ * grpc.health.v1.Health, for load balancers and Kubernetes gRPC probes. It answers from the same check as
+ * GET /health: SERVING while etcd answers a linearizable read.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status, type Health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Upstream } from "../upstream/upstream.js";
+
+/** How often a Watch re-checks etcd; a change is sent at once, an unchanged status is not repeated. */
+const WATCH_INTERVAL_MS = 5000;
+
+export function healthService(up: Upstream, services: readonly string[]): ServiceImpl<typeof Health> {
+  const known = new Set(["", ...services]);
+  const status = async () => ((await up.check()).ok ? Status.SERVING : Status.NOT_SERVING);
+  return {
+    async check(req) {
+      if (!known.has(req.service)) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+      return create(HealthCheckResponseSchema, { status: await status() });
+    },
+    async *watch(req, ctx) {
+      if (!known.has(req.service)) {
+        // The protocol says: answer SERVICE_UNKNOWN and keep the stream, the service may appear later.
+        yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
+        await sleep(Infinity, ctx.signal);
+        return;
+      }
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const now = await status();
+        if (now !== last) yield create(HealthCheckResponseSchema, { status: now });
+        last = now;
+        await sleep(WATCH_INTERVAL_MS, ctx.signal);
+      }
+    },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
