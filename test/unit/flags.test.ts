@@ -1,0 +1,146 @@
+/**
+ * `etcd-edge start`'s command line, parsed as Go's flag package parses `etcd grpc-proxy start`'s
+ * (src/config/flags.ts), and turned into options (src/config/options.ts). Pure logic: no processes.
+ */
+import t from "tap";
+import { FLAGS, FlagError, parseDuration, parseFlags } from "../../src/config/flags.js";
+import { buildOptions, hostPort, parseEndpoints } from "../../src/config/options.js";
+
+const parse = (...args: string[]) => parseFlags(args);
+const options = (...args: string[]) => {
+  const { values, given } = parseFlags(args);
+  return buildOptions(values, given);
+};
+
+t.test("defaults are grpc-proxy's", async (t) => {
+  const { values, given, rest } = parse();
+  t.equal(given.size, 0);
+  t.same(rest, []);
+  t.equal(values["listen-addr"], "127.0.0.1:23790");
+  t.equal(values["endpoints"], "127.0.0.1:2379");
+  t.equal(values["advertise-client-url"], "127.0.0.1:23790");
+  t.equal(values["data-dir"], "default.proxy");
+  t.equal(values["max-send-bytes"], "1572864");
+  t.equal(values["max-recv-bytes"], "2147483647");
+  t.equal(values["auto-tls"], "false");
+  t.equal(Object.keys(values).length, FLAGS.length, "every flag has a value");
+  const o = options();
+  t.equal(o.listenHost, "127.0.0.1");
+  t.equal(o.listenPort, 23790);
+  t.same(o.endpoints, [{ url: "http://127.0.0.1:2379", tls: false }]);
+  t.equal(o.dialKeepAliveTimeMs, 0);
+  t.equal(o.dialKeepAliveTimeoutMs, 20_000);
+});
+
+t.test("value forms: --flag value, --flag=value, -flag value, -flag=value", async (t) => {
+  for (const args of [["--endpoints", "10.0.0.1:2379"], ["--endpoints=10.0.0.1:2379"], ["-endpoints", "10.0.0.1:2379"], ["-endpoints=10.0.0.1:2379"]]) {
+    const { values, given } = parse(...args);
+    t.equal(values["endpoints"], "10.0.0.1:2379", args.join(" "));
+    t.ok(given.has("endpoints"));
+  }
+  t.equal(parse("--endpoints=a=b:1").values["endpoints"], "a=b:1", "only the first = splits");
+  t.equal(parse("--endpoints", "-x:1").values["endpoints"], "-x:1", "a value may start with a dash, as in Go");
+  t.equal(parse("--debug", "--endpoints", "e:1", "--debug=false").values["debug"], "false", "the last occurrence wins");
+});
+
+t.test("booleans: bare, =true/=false and Go's other spellings", async (t) => {
+  t.equal(parse("--auto-tls").values["auto-tls"], "true");
+  t.equal(parse("-auto-tls").values["auto-tls"], "true");
+  for (const v of ["true", "TRUE", "True", "t", "1"]) t.equal(parse(`--debug=${v}`).values["debug"], "true", v);
+  for (const v of ["false", "FALSE", "False", "f", "0"]) t.equal(parse(`--debug=${v}`).values["debug"], "false", v);
+  t.throws(() => parse("--debug=yes"), FlagError);
+  t.throws(() => parse("--debug="), { message: /invalid boolean value "" for --debug=/ });
+  // Go: a bare boolean never takes the next word, so `--debug false` leaves "false" as a positional argument.
+  const { values, rest } = parse("--debug", "false");
+  t.equal(values["debug"], "true");
+  t.same(rest, ["false"]);
+});
+
+t.test("an empty value means unset", async (t) => {
+  t.equal(parse("--advertise-client-url=").values["advertise-client-url"], "");
+  t.equal(parse("--advertise-client-url", "").values["advertise-client-url"], "");
+  t.equal(options("--advertise-client-url", "").advertiseClientUrl, "", "MemberList is forwarded");
+  t.equal(options("--data-dir=").dataDir, "default.proxy", "an empty --data-dir falls back to the default");
+  const o = options("--cert=", "--key=", "--cacert=", "--cert-file=", "--key-file=", "--tls-max-version=");
+  t.same(o.upstreamTls, { insecureSkipVerify: false });
+  t.equal(o.listenerTls.certFile, undefined);
+  t.equal(o.listenerTls.maxVersion, undefined);
+  t.equal(options("--dial-keepalive-time=").dialKeepAliveTimeMs, 0);
+});
+
+t.test("unknown flags and missing values are errors, never ignored", async (t) => {
+  t.throws(() => parse("--no-such-flag"), { name: "FlagError", message: "unknown flag: --no-such-flag" });
+  t.throws(() => parse("--no-such-flag=1"), { message: "unknown flag: --no-such-flag=1" });
+  t.throws(() => parse("--endpoints"), { message: "flag needs an argument: --endpoints" });
+  t.throws(() => parse("--max-send-bytes=lots"), { message: /invalid integer value "lots"/ });
+  t.throws(() => parse("---endpoints=x:1"), FlagError, "three dashes is not a flag name");
+});
+
+t.test("-- and the first non-flag word end the flags", async (t) => {
+  t.same(parse("--debug", "--", "--endpoints=x:1").rest, ["--endpoints=x:1"]);
+  t.same(parse("extra", "--debug").rest, ["extra", "--debug"]);
+  t.same(parse("-").rest, ["-"]);
+});
+
+t.test("'later' flags: refused with a value, accepted when empty or default", async (t) => {
+  for (const args of [["--namespace=x"], ["--discovery-srv", "example.com"], ["--resolver-prefix=p"], ["--insecure-discovery"],
+    ["--metrics-addr=http://127.0.0.1:2381"], ["--endpoints-auto-sync-interval=30s"], ["--experimental-leasing-prefix=l"]]) {
+    const flag = args[0]!.replace(/^--([^=]*).*$/, "$1");
+    t.throws(() => options(...args), { name: "FlagError", message: `--${flag} is not supported yet by etcd-edge` }, args.join(" "));
+  }
+  for (const args of [["--namespace="], ["--namespace", ""], ["--insecure-discovery=false"], ["--resolver-ttl=0"], ["--grpc-keepalive-interval=2h"]]) {
+    t.doesNotThrow(() => options(...args), args.join(" "));
+  }
+  t.doesNotThrow(() => options("--enable-pprof", "--grpc-keepalive-min-time=1s", "--permit-without-stream"), "'ignored' flags are accepted");
+});
+
+t.test("--listen-addr", async (t) => {
+  t.same([options("--listen-addr=localhost:1234").listenHost, options("--listen-addr=localhost:1234").listenPort], ["127.0.0.1", 1234], "localhost binds the IPv4 loopback, as etcd's does");
+  t.equal(options("--listen-addr=:1234").listenHost, "0.0.0.0", "no host: every interface");
+  t.equal(options("--listen-addr=[::1]:1234").listenHost, "::1");
+  t.equal(options("--listen-addr=0.0.0.0:0").listenPort, 0);
+  t.throws(() => options("--listen-addr=1234"), { message: /--listen-addr: expected host:port, got "1234"/ });
+  t.throws(() => options("--listen-addr=h:70000"), { message: /port out of range/ });
+  t.same(hostPort("localhost:1", "--endpoints"), ["localhost", 1], "elsewhere localhost stays a name");
+});
+
+t.test("--endpoints: host:port, http:// and https://", async (t) => {
+  t.same(parseEndpoints("127.0.0.1:2379", false), [{ url: "http://127.0.0.1:2379", tls: false }]);
+  t.same(parseEndpoints("127.0.0.1:2379", true), [{ url: "https://127.0.0.1:2379", tls: true }], "scheme-less dials TLS when upstream TLS flags are given");
+  t.same(parseEndpoints("http://a:1, https://b:2/ ,HTTPS://c:3,", false), [
+    { url: "http://a:1", tls: false }, { url: "https://b:2", tls: true }, { url: "https://c:3", tls: true },
+  ], "comma list, spaces and a trailing slash trimmed, scheme case-insensitive");
+  t.same(parseEndpoints("[::1]:2379", false), [{ url: "http://[::1]:2379", tls: false }]);
+  t.same(parseEndpoints("http://[::1]:2379", true), [{ url: "http://[::1]:2379", tls: false }], "an explicit http:// wins over TLS flags");
+  t.same(options("--endpoints=e:1", "--insecure-skip-tls-verify").endpoints, [{ url: "https://e:1", tls: true }]);
+  t.same(options("--endpoints=e:1", "--cacert=/ca.pem").endpoints, [{ url: "https://e:1", tls: true }]);
+  t.throws(() => parseEndpoints("", false), { message: /at least one endpoint/ });
+  t.throws(() => parseEndpoints(",", false), { message: /at least one endpoint/ });
+  t.throws(() => parseEndpoints("unix://sock:0", false), { message: /unix sockets are not supported/ });
+  t.throws(() => parseEndpoints("ftp://h:1", false), { message: /unknown scheme/ });
+  t.throws(() => parseEndpoints("http://h", false), { message: /expected host:port/ });
+});
+
+t.test("durations, as Go's time.ParseDuration reads them", async (t) => {
+  const cases: [string, number | undefined][] = [
+    ["0", 0], ["0s", 0], ["5s", 5000], ["500ms", 500], ["1.5s", 1500], ["2h45m", 9_900_000], ["1h", 3_600_000],
+    ["100us", 0.1], ["100µs", 0.1], ["1000000ns", 1], [".5s", 500], ["-1s", -1000], ["+2m", 120_000],
+    ["", undefined], ["5", undefined], ["s", undefined], ["5x", undefined], ["5s ", undefined], ["1h 2m", undefined],
+  ];
+  for (const [text, ms] of cases) t.equal(parseDuration(text), ms, JSON.stringify(text));
+  t.equal(options("--dial-keepalive-time=30s").dialKeepAliveTimeMs, 30_000);
+  t.equal(options("--dial-keepalive-timeout", "1m").dialKeepAliveTimeoutMs, 60_000);
+  t.throws(() => parse("--dial-keepalive-time=10"), { message: /invalid duration "10" for --dial-keepalive-time=10/ });
+});
+
+t.test("TLS flag combinations are checked before anything listens", async (t) => {
+  t.throws(() => options("--cert=/c.pem"), { message: "--cert and --key must be given together" });
+  t.throws(() => options("--cert-file=/c.pem"), { message: "--cert-file and --key-file must be given together" });
+  t.throws(() => options("--trusted-ca-file=/ca.pem"), { message: /need listener TLS/ });
+  t.doesNotThrow(() => options("--auto-tls", "--trusted-ca-file=/ca.pem"));
+  t.equal(options("--tls-min-version=TLS1.3").listenerTls.minVersion, "TLSv1.3");
+  t.throws(() => options("--tls-min-version=TLS1.1"), { message: /unknown TLS version "TLS1.1"/ });
+  t.throws(() => options("--tls-min-version=TLS1.3", "--tls-max-version=TLS1.2"), { message: /greater than/ });
+  t.throws(() => options("--max-send-bytes=0"), { message: /--max-send-bytes must be a positive integer/ });
+  t.throws(() => options("--self-signed-cert-validity=-1"), { message: /must be a positive integer/ });
+});
