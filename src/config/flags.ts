@@ -61,6 +61,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "permit-without-stream", kind: "bool", default: "false", help: "ping etcd even without open calls", status: "ignored" },
   { name: "tls-min-version", kind: "string", default: "TLS1.2", help: "minimum TLS version of the listener (TLS1.2 or TLS1.3)" },
   { name: "tls-max-version", kind: "string", default: "", help: "maximum TLS version of the listener (TLS1.2 or TLS1.3)" },
+  // etcd-edge's own
+  { name: "cors-allowed-origins", kind: "string", default: "", help: "comma separated origins (scheme://host[:port]) whose pages may call the proxy; * allows any; none by default" },
+  { name: "ui", kind: "bool", default: "false", help: "serve a small key browser at /ui/ (lists keys under a prefix, updates live)" },
 ];
 
 export type FlagValues = Record<string, string>;

@@ -47,6 +47,10 @@ export interface ProxyOptions {
   /** Ping etcd after this much idle time; 0 disables (grpc-proxy's --dial-keepalive-time). */
   dialKeepAliveTimeMs: number;
   dialKeepAliveTimeoutMs: number;
+  /** Origins allowed to call from a browser (CORS): exact origins, or ["*"]; empty: no CORS headers. */
+  corsAllowedOrigins: string[];
+  /** Serve the key browser at /ui/. Off by default: it shows every key the caller can read. */
+  ui: boolean;
 }
 
 const TLS_VERSIONS: Record<string, "TLSv1.2" | "TLSv1.3"> = { "TLS1.2": "TLSv1.2", "TLS1.3": "TLSv1.3" };
@@ -98,6 +102,8 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     maxConcurrentStreams: Math.min(positiveInt(values["max-concurrent-streams"]!, "--max-concurrent-streams"), 2 ** 32 - 1),
     dialKeepAliveTimeMs: parseDuration(values["dial-keepalive-time"] || "0") ?? 0,
     dialKeepAliveTimeoutMs: parseDuration(values["dial-keepalive-timeout"] || "20s") ?? 20_000,
+    corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
+    ui: values["ui"] === "true",
   };
 }
 
@@ -151,5 +157,32 @@ export function parseEndpoints(text: string, tlsByDefault: boolean): Endpoint[] 
     const [host, port] = hostPort(rest, "--endpoints");
     const h = host.includes(":") ? `[${host}]` : host;
     return { url: `${scheme}://${h}:${port}`, tls: scheme === "https" };
+  });
+}
+
+/**
+ * `--cors-allowed-origins`: a comma list of origins as browsers send them in the Origin header
+ * (`https://app.example.com`, `http://127.0.0.1:8080`), or `*` alone; written as the browser normalises
+ * it (lower case, no default port). A path or a typo would silently never match, so anything that is not
+ * an origin is refused at start.
+ */
+export function parseOrigins(text: string): string[] {
+  const list = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (list.includes("*")) {
+    if (list.length > 1) throw new FlagError("--cors-allowed-origins: * allows every origin and cannot be combined with others");
+    return ["*"];
+  }
+  return list.map((origin) => {
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new FlagError(`--cors-allowed-origins: "${origin}" is not an origin (expected scheme://host[:port])`);
+    }
+    const bare = url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || !bare || !url.hostname) {
+      throw new FlagError(`--cors-allowed-origins: "${origin}" is not an origin (expected scheme://host[:port], no path)`);
+    }
+    return url.origin;
   });
 }

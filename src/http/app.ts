@@ -2,10 +2,19 @@
 import { Hono } from "hono";
 import type { Metrics } from "../observe/metrics.js";
 import type { Upstream } from "../upstream/upstream.js";
+import { gatewayRoutes, type GatewayOptions } from "./gateway/paths.js";
 import { healthRoutes } from "./health.js";
 import { metricsRoutes } from "./metrics.js";
+import { uiRoutes } from "./ui.js";
 
-export function createApp(up: Upstream, metrics: Metrics): Hono {
+export interface AppOptions {
+  /** The key browser's script (--ui); undefined: no /ui/ routes. */
+  uiBundle?: string | undefined;
+  /** etcd's JSON gateway (/v3/*, GET /version); undefined: not served. */
+  gateway?: GatewayOptions | undefined;
+}
+
+export function createApp(up: Upstream, metrics: Metrics, o: AppOptions = {}): Hono {
   const app = new Hono();
   app.use(async (c, next) => {
     await next();
@@ -13,7 +22,10 @@ export function createApp(up: Upstream, metrics: Metrics): Hono {
   });
   app.route("/", healthRoutes(up, metrics));
   app.route("/", metricsRoutes(metrics));
-  app.notFound((c) => c.text("404 page not found\n", 404));
+  if (o.uiBundle !== undefined) app.route("/", uiRoutes(o.uiBundle));
+  if (o.gateway !== undefined) app.route("/", gatewayRoutes(o.gateway));
+  // Go's http.NotFound, byte for byte: etcd answers unknown paths so, and gateway clients see it.
+  app.notFound(() => new Response("404 page not found\n", { status: 404, headers: { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" } }));
   app.onError((err, c) => {
     console.error("etcd-edge: http handler failed:", err);
     return c.text("Internal Server Error\n", 500);

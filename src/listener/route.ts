@@ -31,7 +31,8 @@ function unimplemented(req: Req, res: Res, contentType: string): void {
     const headers = { "content-type": contentType.startsWith("application/grpc-web") ? contentType : "application/grpc", "grpc-status": "12", "grpc-message": encodeURIComponent(message) };
     if ("stream" in res) {
       // HTTP/2: END_STREAM must be on the HEADERS frame itself, or gRPC clients wait for trailers.
-      res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      // stream.respond bypasses the compat layer: carry over what was set with setHeader (CORS, cors.ts).
+      res.stream.respond({ ":status": 200, ...res.getHeaders(), ...headers }, { endStream: true });
     } else {
       res.writeHead(200, headers);
       res.end();

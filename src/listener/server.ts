@@ -7,6 +7,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { ListenerTls } from "../config/tls-files.js";
+import { runtime, type Http1Handoff } from "../runtime/runtime.js";
 import { sniffProtocol } from "./sniff.js";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
@@ -39,7 +40,9 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     settings: { maxConcurrentStreams: o.maxConcurrentStreams },
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
   };
+  runtime.assertSupported();
   let server: net.Server;
+  let h1Handoff: Http1Handoff | undefined;
   const sockets = new Set<net.Socket>();
   if (o.tls) {
     const secure = http2.createSecureServer({
@@ -70,7 +73,10 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     const h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 });
     h1.on("request", o.handler);
     h1.on("clientError", (_err, socket) => socket.destroy());
-    server = net.createServer((socket) => sniffProtocol(socket, (s) => h2.emit("connection", s), (s) => h1.emit("connection", s)));
+    // runtime/ decides how HTTP/1.1 reaches h1 (Deno needs a splice to keep connections alive).
+    const handoff = await runtime.http1Handoff(h1);
+    h1Handoff = handoff;
+    server = net.createServer((socket) => sniffProtocol(socket, (s) => h2.emit("connection", s), (s) => handoff.accept(s)));
   }
   server.on("connection", (s: net.Socket) => {
     sockets.add(s);
@@ -92,6 +98,6 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       for (const s of sockets) s.destroy();
-    }),
+    }).then(() => h1Handoff?.close()),
   };
 }

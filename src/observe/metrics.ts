@@ -59,6 +59,11 @@ export class Metrics {
     new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
   }
 
+  /** A counter whose total is read when /metrics is scraped, from a number that only grows. */
+  counterFrom(name: string, help: string, read: () => number): void {
+    new Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(read()); } });
+  }
+
   /** Like gaugeFrom, with one series per label value. */
   labelledGaugeFrom(name: string, help: string, label: string, read: () => Iterable<[string, number]>): void {
     new Gauge({

@@ -1,11 +1,24 @@
 /**
  * Everything the proxy needs from the runtime it runs on, in one place. Node, Deno and Bun all provide
- * these through their Node compatibility layers; runtime-specific workarounds go here and nowhere else.
+ * these through their Node compatibility layers; runtime-specific workarounds go here and nowhere else
+ * (deno.ts, bun.ts), chosen once by the runtime's name.
  */
+import type * as http from "node:http";
 import { hostname as osHostname } from "node:os";
+import { bunUnsupported } from "./bun.js";
+import { splicedHandoff } from "./deno.js";
+import { directHandoff, type Http1Handoff } from "./http1-handoff.js";
+
+export type { Http1Handoff } from "./http1-handoff.js";
+
+type RuntimeName = "node" | "deno" | "bun";
+
+const name = detect();
 
 export const runtime = {
-  name: detect(),
+  name,
+  /** "deno 2.9.6": for the start line and bug reports. */
+  version: (): string => runtimeVersion(),
   argv: (): string[] => process.argv.slice(2),
   hostname: (): string => osHostname(),
   exit: (code: number): never => process.exit(code),
@@ -14,11 +27,28 @@ export const runtime = {
   },
   stderr: (line: string): void => void process.stderr.write(line + "\n"),
   stdout: (line: string): void => void process.stdout.write(line + "\n"),
+  /** Throws with the reason when this runtime version cannot run the listener (Bun < 1.4). */
+  assertSupported(): void {
+    const reason = name === "bun" ? bunUnsupported(runtimeVersion().replace(/^bun /, "")) : undefined;
+    if (reason) throw new Error(reason);
+  },
+  /**
+   * How sniffed cleartext HTTP/1.1 connections reach `server`: handed over directly on Node and Bun,
+   * spliced to a private loopback listener on Deno (deno.ts says why).
+   */
+  http1Handoff: (server: http.Server): Promise<Http1Handoff> => (name === "deno" ? splicedHandoff(server) : Promise.resolve(directHandoff(server))),
 };
 
-function detect(): "node" | "deno" | "bun" {
+function detect(): RuntimeName {
   const g = globalThis as { Deno?: unknown; Bun?: unknown };
   if (g.Bun !== undefined) return "bun";
   if (g.Deno !== undefined) return "deno";
   return "node";
+}
+
+function runtimeVersion(): string {
+  const g = globalThis as { Deno?: { version?: { deno?: string } }; Bun?: { version?: string } };
+  if (name === "bun") return `bun ${g.Bun?.version ?? "?"}`;
+  if (name === "deno") return `deno ${g.Deno?.version?.deno ?? "?"}`;
+  return `node ${process.versions.node}`;
 }

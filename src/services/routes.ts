@@ -2,11 +2,16 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { Edge } from "../../gen/etcdedge/v1/edge_pb.js";
 import { Election } from "../../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../../gen/v3lockpb/v3lock_pb.js";
+import type { CoalescedKv } from "../upstream/coalesced-kv.js";
+import type { LeaseHub } from "../upstream/lease-hub.js";
 import type { Upstream } from "../upstream/upstream.js";
+import type { WatchHub } from "../upstream/watch-hub.js";
 import { authService } from "./auth.js";
 import { clusterService, type ClusterOptions } from "./cluster.js";
+import { edgeService, upstreamEdgeStreams } from "./edge.js";
 import { electionService } from "./election.js";
 import { healthService } from "./health.js";
 import { kvService } from "./kv.js";
@@ -17,16 +22,25 @@ import { watchService } from "./watch.js";
 
 export const ETCD_SERVICES = [KV, Watch, Lease, Cluster, Maintenance, Auth, Election, Lock] as const;
 
-export function routes(up: Upstream, cluster: ClusterOptions): (router: ConnectRouter) => void {
+/** The coalescing parts that sit on the upstream (built once in proxy.ts, shared by every connection). */
+export interface Coalescing {
+  kv: CoalescedKv;
+  leases: LeaseHub;
+  watches: WatchHub;
+}
+
+export function routes(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing): (router: ConnectRouter) => void {
   return (router) => {
-    router.service(KV, kvService(up));
-    router.service(Watch, watchService(up));
-    router.service(Lease, leaseService(up));
+    router.service(KV, kvService(up, coalescing.kv));
+    router.service(Watch, watchService(coalescing.watches));
+    router.service(Lease, leaseService(up, coalescing.leases, coalescing.kv));
     router.service(Cluster, clusterService(up, cluster));
     router.service(Maintenance, maintenanceService(up));
     router.service(Auth, authService(up));
     router.service(Election, electionService(up));
     router.service(Lock, lockService(up));
+    // The hubs' seam: pass the watch/lease hubs (an EdgeStreams) here instead of upstreamEdgeStreams(up).
+    router.service(Edge, edgeService({ ...upstreamEdgeStreams(up), keepAliveOnce: (c, r) => coalescing.leases.keepAliveOnce(c, r), watch: (c, r) => coalescing.watches.watchOne(c, r) }));
     router.service(Health, healthService(up, ETCD_SERVICES.map((s) => s.typeName)));
   };
 }

@@ -58,6 +58,8 @@ function curl(version: HttpVersion, path: string, o: { method?: string; headers?
       const [status, httpVersion] = all.subarray(at + WRITE_OUT_MARK.length).toString().trim().split(" ");
       resolve({ status: Number(status), httpVersion: httpVersion!, headers: readFileSync(headFile, "latin1"), body: all.subarray(0, at) });
     });
+    // curl may exit before reading its stdin (a refused connection): that is its exit code to report.
+    proc.stdin.on("error", () => {});
     proc.stdin.end(o.body ?? "");
   });
 }

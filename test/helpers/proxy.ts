@@ -8,6 +8,7 @@ import { freePort, waitFor } from "./ports.js";
 
 const BIN = fileURLToPath(new URL("../../bin/etcd-edge.js", import.meta.url));
 const MAIN_TS = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+const LOCAL_BIN = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
 
 export interface EdgeProxy {
   /** 127.0.0.1:port */
@@ -29,8 +30,10 @@ interface Tap { teardown(fn: () => unknown): void }
  */
 export function runtimeCommand(): [string, string[]] {
   const rt = process.env["EDGE_RUNTIME"] ?? "node";
-  if (rt === "deno") return ["npx", ["--no-install", "deno", "run", "-A", BIN]];
-  if (rt === "bun") return ["npx", ["--no-install", "bun", BIN]];
+  // The runtimes' own binaries (node_modules/.bin links to them once their postinstall ran), not npx:
+  // stop() kills by PID, and killing npx would leave its deno or bun child running.
+  if (rt === "deno") return [LOCAL_BIN("deno"), ["run", "-A", BIN]];
+  if (rt === "bun") return [LOCAL_BIN("bun"), [BIN]];
   if (rt === "node-dist") return [process.execPath, [BIN]];
   return [process.execPath, ["--import", "tsx", MAIN_TS]];
 }

@@ -1,0 +1,37 @@
+/**
+ * gRPC's length-prefixed message framing (1 flag byte, 4 bytes big-endian length, the message), done by
+ * hand so the load generator can send requests encoded once up front and read replies without a library
+ * between it and the socket.
+ */
+
+/** Frames one encoded protobuf message (uncompressed). */
+export function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+/**
+ * Splits a stream of DATA chunks into messages. Holds at most one partial message: a message larger than
+ * `maxBytes` is a protocol error here (the benchmark's replies are small), reported instead of buffered.
+ */
+export class FrameReader {
+  private pending: Buffer | undefined;
+
+  constructor(private readonly onMessage: (message: Buffer) => void, private readonly maxBytes = 16 * 1024 * 1024) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    while (buf.length >= 5) {
+      const len = buf.readUInt32BE(1);
+      if (len > this.maxBytes) throw new Error(`gRPC message of ${len} bytes exceeds the reader's ${this.maxBytes}`);
+      if (buf.length < 5 + len) break;
+      this.onMessage(buf.subarray(5, 5 + len));
+      buf = buf.subarray(5 + len);
+    }
+    if (buf.length > 0) this.pending = Buffer.from(buf);
+  }
+}

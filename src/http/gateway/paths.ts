@@ -1,0 +1,72 @@
+/**
+ * etcd's HTTP/JSON gateway (grpc-gateway in etcd) on our port: every /v3/* path of etcd's protos, each
+ * forwarded to the same RPC handler a gRPC client reaches, plus GET /version. Plain Hono routes, so it
+ * answers over HTTP/1.1, h2c and TLS alike (etcd's own gateway does HTTP/1.1 only on cleartext).
+ */
+import type { DescMethod, DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
+import { Hono } from "hono";
+import { authPaths } from "./auth.js";
+import { jsonLimitFor } from "./body.js";
+import { clusterPaths } from "./cluster.js";
+import { electionPaths } from "./election.js";
+import { inProcessTransport, type Routes } from "./in-process.js";
+import { kvPaths } from "./kv.js";
+import { leasePaths } from "./lease.js";
+import { lockPaths } from "./lock.js";
+import { maintenancePaths } from "./maintenance.js";
+import { plainError } from "./response.js";
+import { streamCall } from "./stream.js";
+import { unaryCall } from "./unary.js";
+import { versionRoutes } from "./version.js";
+import { watchPaths } from "./watch.js";
+
+/** A gateway path below the prefix, and the RPC it calls. */
+export interface GatewayPath {
+  path: string;
+  method: DescMethod;
+}
+
+export interface GatewayOptions {
+  /** The routes function the RPC listener serves (see in-process.ts sharedRoutes). */
+  routes: Routes;
+  /** --max-send-bytes: the largest request message, as for gRPC clients; JSON bodies get twice that. */
+  maxSendBytes: number;
+}
+
+/**
+ * `/v3` (etcd 3.4+), and `/v3beta`, which etcd 3.4 to 3.6 rewrite to `/v3` and python etcd3gw picks for
+ * etcd 3.3. `/v3alpha` (etcd 3.2) is 404, as on etcd 3.4.
+ */
+const PREFIXES = ["/v3", "/v3beta"] as const;
+
+export const GATEWAY_PATHS: readonly GatewayPath[] = [
+  ...kvPaths, ...watchPaths, ...leasePaths, ...clusterPaths, ...maintenancePaths, ...authPaths, ...electionPaths, ...lockPaths,
+];
+
+/** etcd answers OPTIONS on every path with an empty 200 (its CORS wrapper); CORS headers are the listener's. */
+const optionsOk = () => new Response(null, { status: 200 });
+
+export function gatewayRoutes(o: GatewayOptions): Hono {
+  const transport = inProcessTransport(o.routes, o.maxSendBytes);
+  const maxJsonBytes = jsonLimitFor(o.maxSendBytes);
+  const app = new Hono();
+  for (const { path, method } of GATEWAY_PATHS) {
+    // DescMethod does not narrow on methodKind; etcd has no client-streaming RPC, so the rest stream.
+    const call = method.methodKind === "unary"
+      ? unaryCall(method as DescMethodUnary, transport, maxJsonBytes)
+      : streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
+    for (const prefix of PREFIXES) {
+      app.post(prefix + path, (c) => call(c.req.raw));
+      app.options(prefix + path, optionsOk);
+      // grpc-gateway: a known path with another method is 405, in Go's plain-text error form.
+      app.all(prefix + path, () => plainError(405, "Method Not Allowed"));
+    }
+  }
+  for (const prefix of PREFIXES) {
+    app.options(`${prefix}/*`, optionsOk);
+    // grpc-gateway's own 404 under its prefix ("Not Found"), unlike Go's mux elsewhere ("404 page not found").
+    app.all(`${prefix}/*`, () => plainError(404, "Not Found"));
+  }
+  app.route("/", versionRoutes(transport));
+  return app;
+}

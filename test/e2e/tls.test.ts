@@ -1,0 +1,125 @@
+/**
+ * TLS on both hops, driven by the real tools: etcd with client-certificate auth behind the proxy, and the
+ * proxy's own listener with a certificate, required client certificates, a CRL and --auto-tls, checked with
+ * etcdctl and curl (TLS with ALPN h2 and HTTP/1.1). Certificates are made per run (test/helpers/certs.ts).
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t, { type Test } from "tap";
+import { makeCerts, type Pair } from "../helpers/certs.js";
+import { startEtcd } from "../helpers/etcd.js";
+import { etcdctl } from "../helpers/etcdctl.js";
+import { freePort } from "../helpers/ports.js";
+import { runEdge, startEdge } from "../helpers/proxy.js";
+
+const certs = makeCerts(t);
+const plainEtcd = await startEtcd(t);
+
+/** etcdctl flags for a TLS endpoint: trust our CA, optionally present a client certificate. */
+const tlsArgs = (client?: Pair) => [`--cacert=${certs.ca}`, ...(client ? [`--cert=${client.cert}`, `--key=${client.key}`] : [])];
+// Short timeouts: the refusal cases must fail, and fast; a working call answers in milliseconds.
+const QUICK = ["--dial-timeout=3s", "--command-timeout=5s"];
+
+type Tap = Test;
+
+async function putGet(t: Tap, endpoint: string, extra: string[], key: string): Promise<void> {
+  const put = await etcdctl(endpoint, [...QUICK, ...extra, "put", key, `value of ${key}`]);
+  t.equal(put.code, 0, `put ${key}: ${put.stderr}`);
+  t.equal(put.stdout.trim(), "OK");
+  const get = await etcdctl(endpoint, [...QUICK, ...extra, "get", key, "--print-value-only"]);
+  t.equal(get.code, 0, `get ${key}: ${get.stderr}`);
+  t.equal(get.stdout.trim(), `value of ${key}`);
+}
+
+function curl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn("curl", ["-sS", "--max-time", "10", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
+    proc.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    proc.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test("(a) etcd with TLS and client-cert auth behind a cleartext proxy", async (t) => {
+  const etcd = await startEtcd(t, { tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca } });
+  const edge = await startEdge(t, [`--endpoints=https://${etcd.endpoint}`, `--cert=${certs.proxyClient.cert}`, `--key=${certs.proxyClient.key}`, `--cacert=${certs.ca}`]);
+  await putGet(t, edge.addr, [], "tls-a");
+  const direct = await etcdctl(`https://${etcd.endpoint}`, [...QUICK, ...tlsArgs(certs.client), "get", "tls-a", "--print-value-only"]);
+  t.equal(direct.stdout.trim(), "value of tls-a", "the write reached the TLS etcd");
+  const noCert = await etcdctl(`https://${etcd.endpoint}`, [...QUICK, ...tlsArgs(), "get", "tls-a"]);
+  t.not(noCert.code, 0, "etcd itself refuses a client without a certificate (so the proxy's certificate did the work)");
+});
+
+t.test("(b) listener with --cert-file/--key-file: etcdctl, curl over h2 and HTTP/1.1", async (t) => {
+  const edge = await startEdge(t, [`--endpoints=${plainEtcd.endpoint}`, `--cert-file=${certs.server.cert}`, `--key-file=${certs.server.key}`], { tls: true });
+  t.equal(edge.url.startsWith("https://"), true);
+  await putGet(t, edge.url, tlsArgs(), "tls-b");
+  const untrusted = await etcdctl(edge.url, [...QUICK, "get", "tls-b"]);
+  t.not(untrusted.code, 0, "a client that does not trust our CA fails verification");
+
+  const h2 = await curl(["-v", "--http2", "--cacert", certs.ca, "-w", "\n%{http_code} %{http_version}", `${edge.url}/health`]);
+  t.equal(h2.code, 0, h2.stderr);
+  const [body2, status2] = h2.stdout.split("\n");
+  t.match(body2, /"health":"true"/, "health over TLS h2");
+  t.equal(status2, "200 2", "status 200 over HTTP/2");
+  t.match(h2.stderr, /ALPN[:,] server accepted (to use )?h2/, "ALPN chose h2");
+
+  const h1 = await curl(["--http1.1", "--cacert", certs.ca, "-w", "\n%{http_code} %{http_version}", `${edge.url}/health`]);
+  t.equal(h1.code, 0, h1.stderr);
+  const [body1, status1] = h1.stdout.split("\n");
+  t.match(body1, /"health":"true"/, "health over TLS HTTP/1.1");
+  t.equal(status1, "200 1.1", "status 200 over HTTP/1.1");
+});
+
+t.test("(c) --trusted-ca-file requires a client certificate", async (t) => {
+  const edge = await startEdge(t, [`--endpoints=${plainEtcd.endpoint}`, `--cert-file=${certs.server.cert}`, `--key-file=${certs.server.key}`, `--trusted-ca-file=${certs.ca}`], { tls: true });
+  await putGet(t, edge.url, tlsArgs(certs.client), "tls-c");
+  const without = await etcdctl(edge.url, [...QUICK, ...tlsArgs(), "get", "tls-c"]);
+  t.not(without.code, 0, "etcdctl without a client certificate is refused");
+  t.notMatch(without.stdout, /tls-c/, "and gets no data");
+  const curlWithout = await curl(["--cacert", certs.ca, `${edge.url}/health`]);
+  t.not(curlWithout.code, 0, "curl without a client certificate is refused too");
+});
+
+t.test("(d) --client-crl-file refuses a revoked client certificate", async (t) => {
+  const edge = await startEdge(t, [
+    `--endpoints=${plainEtcd.endpoint}`, `--cert-file=${certs.server.cert}`, `--key-file=${certs.server.key}`,
+    `--trusted-ca-file=${certs.ca}`, `--client-crl-file=${certs.crl}`,
+  ], { tls: true });
+  await putGet(t, edge.url, tlsArgs(certs.client), "tls-d");
+  const revoked = await etcdctl(edge.url, [...QUICK, ...tlsArgs(certs.revoked), "get", "tls-d"]);
+  t.not(revoked.code, 0, "the revoked certificate is refused");
+  t.notMatch(revoked.stdout, /tls-d/, "and gets no data");
+  const curlRevoked = await curl(["--cacert", certs.ca, "--cert", certs.revoked.cert, "--key", certs.revoked.key, `${edge.url}/health`]);
+  t.not(curlRevoked.code, 0, "curl with the revoked certificate is refused");
+  const curlGood = await curl(["--cacert", certs.ca, "--cert", certs.client.cert, "--key", certs.client.key, `${edge.url}/health`]);
+  t.equal(curlGood.code, 0, curlGood.stderr);
+  t.match(curlGood.stdout, /"health":"true"/, "curl with a good certificate gets health");
+});
+
+t.test("(e) --auto-tls writes its certificate under <data-dir>/fixtures/proxy", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-edge-autotls-"));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const edge = await startEdge(t, [`--endpoints=${plainEtcd.endpoint}`, "--auto-tls", `--data-dir=${dataDir}`], { tls: true });
+  // etcdctl dials an https endpoint in cleartext unless --insecure-transport=false or a CA/cert is given.
+  await putGet(t, edge.url, ["--insecure-transport=false", "--insecure-skip-tls-verify"], "tls-e");
+  t.ok(existsSync(join(dataDir, "fixtures", "proxy", "cert.pem")), "cert.pem written");
+  t.ok(existsSync(join(dataDir, "fixtures", "proxy", "key.pem")), "key.pem written");
+  const verified = await etcdctl(edge.url, [...QUICK, ...tlsArgs(), "get", "tls-e"]);
+  t.not(verified.code, 0, "the self-signed certificate is not trusted by our CA (it really is the auto one)");
+});
+
+t.test("(f) an upstream --cert with a CommonName stops the proxy with a clear message", async (t) => {
+  const etcd = { endpoint: `127.0.0.1:${await freePort()}` };
+  const res = await runEdge(["start", `--listen-addr=127.0.0.1:${await freePort()}`, `--endpoints=https://${etcd.endpoint}`,
+    `--cert=${certs.client.cert}`, `--key=${certs.client.key}`, `--cacert=${certs.ca}`]);
+  t.not(res.code, 0, "exits with an error");
+  t.notMatch(res.out, /listening on/, "before listening");
+  t.match(res.out, /--cert/, "names the flag");
+  t.match(res.out, /CommonName "etcdctl"/, "names the CN it found");
+  t.match(res.out, /empty CN/, "says what to do");
+});
