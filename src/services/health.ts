@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status, type Health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Upstream } from "../upstream/upstream.js";
+import { pause } from "../upstream/pause.js";
 
 /** How often a Watch re-checks etcd; a change is sent at once, an unchanged status is not repeated. */
 const WATCH_INTERVAL_MS = 5000;
@@ -22,7 +23,7 @@ export function healthService(up: Upstream, services: readonly string[]): Servic
       if (!known.has(req.service)) {
         // The protocol says: answer SERVICE_UNKNOWN and keep the stream, the service may appear later.
         yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
-        await sleep(Infinity, ctx.signal);
+        await pause(Infinity, ctx.signal);
         return;
       }
       let last: Status | undefined;
@@ -30,21 +31,9 @@ export function healthService(up: Upstream, services: readonly string[]): Servic
         const now = await status();
         if (now !== last) yield create(HealthCheckResponseSchema, { status: now });
         last = now;
-        await sleep(WATCH_INTERVAL_MS, ctx.signal);
+        await pause(WATCH_INTERVAL_MS, ctx.signal);
       }
     },
   };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

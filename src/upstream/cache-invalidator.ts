@@ -25,6 +25,7 @@ import { WatchRequestSchema, type WatchRequest } from "../../gen/etcdserverpb/rp
 import { pointOf, type KeyInterval } from "./key-ranges.js";
 import { PushQueue } from "./push-queue.js";
 import type { CallerContext, Upstream } from "./upstream.js";
+import { pause } from "./pause.js";
 
 /** What the invalidation watch drives (RangeCache, plus the single-flight table in coalesced-kv.ts). */
 export interface InvalidationSink {
@@ -72,7 +73,7 @@ export class CacheInvalidator {
       const wasLive = await this.watchOnce();
       this.sink.disable();
       if (wasLive) delay = this.options.retryMinMs;
-      await sleep(delay, this.stopped.signal);
+      await pause(delay, this.stopped.signal);
       delay = Math.min(delay * 2, this.options.retryMaxMs);
     }
   }
@@ -150,15 +151,3 @@ export class CacheInvalidator {
 const PROBE_USER = "etcd-edge-auth-probe";
 const AUTH_FAILED = "etcdserver: authentication failed, invalid user ID or password";
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

@@ -19,6 +19,7 @@ import { LeaseKeepAliveRequestSchema, type LeaseKeepAliveRequest, type LeaseKeep
 import { fromUpstream } from "./errors.js";
 import { PushQueue } from "./push-queue.js";
 import type { CallerContext, Upstream } from "./upstream.js";
+import { pause } from "./pause.js";
 
 export interface LeaseHubOptions {
   /**
@@ -249,7 +250,7 @@ export class LeaseHub {
         this.dropUnwanted();
         if (!err || this.inFlight.size === 0) continue;
         if (++failures > this.options.maxResends) return this.failAll(err);
-        await sleep(this.options.resendBackoffMs * 2 ** (failures - 1), this.stopped.signal);
+        await pause(this.options.resendBackoffMs * 2 ** (failures - 1), this.stopped.signal);
       }
     } finally {
       this.running = false;
@@ -272,15 +273,3 @@ async function* oneRequest(req: LeaseKeepAliveRequest): AsyncGenerator<LeaseKeep
   yield req;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
