@@ -70,7 +70,8 @@ export const USAGE = `usage: npm run bench [-- options]
   --gen-procs=N      load generator processes per closed loop                 full: 1
   --targets=a,b      only these targets (ids: see bench/targets.ts)
   --workloads=a,b    only these workloads (ids: see bench/workloads.ts)
-  --out=DIR          write results.md, results.json and chart.svg there`;
+  --out=DIR          write results.md, results.json and chart.svg there
+  --from-json=FILE   run nothing: rebuild results.md, .json and chart.svg from a results.json (next to it, or --out)`;
 
 export function parseArgs(argv: string[]): Profile {
   const p = argv.includes("--quick") ? quickProfile() : fullProfile();

@@ -5,9 +5,8 @@
  * Exits 1 when a workload that should have run failed on every repetition for some target.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleBench, ensureDist } from "./harness/build.js";
 import { probeWorkload } from "./harness/probe.js";
@@ -15,9 +14,8 @@ import { killAllNow, stopOnSignals } from "./harness/processes.js";
 import { idleRss, runOne, type RunResult } from "./harness/runner.js";
 import { Stack } from "./harness/stack.js";
 import { parseArgs, USAGE, type Profile } from "./profile.js";
-import { chart } from "./report/chart.js";
-import { fmt, markdown, type RunInfo } from "./report/markdown.js";
-import { summarize } from "./report/summary.js";
+import { fmt, type RunInfo } from "./report/markdown.js";
+import { readStoredRun, writeReports } from "./report/write.js";
 import { TARGETS } from "./targets.js";
 import { WORKLOADS } from "./workloads.js";
 
@@ -61,6 +59,8 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const fromJson = args.find((a) => a.startsWith("--from-json="))?.slice("--from-json=".length);
+  if (fromJson) return rebuildReport(fromJson, args.filter((a) => !a.startsWith("--from-json=")));
   const p: Profile = parseArgs(args);
   const targets = TARGETS.filter((t) => !p.targets || p.targets.includes(t.id));
   const workloads = WORKLOADS.filter((w) => !p.workloads || p.workloads.includes(w.id));
@@ -95,7 +95,8 @@ async function main(args: string[]): Promise<number> {
     const up = targets.filter((t) => stack.targets.has(t.id));
 
     for (let rep = 0; rep < p.reps; rep++) {
-      if (workloads.some((w) => w.kind === "memory")) {
+      // Idle memory of a fresh process, once: after load, runtimes keep what they grew (Go and V8 alike).
+      if (rep === 0 && workloads.some((w) => w.kind === "memory")) {
         for (const t of up) if (t.role !== "etcd") results.push(await idleRss(await stack.ensure(t.id), rep));
       }
       for (const [wi, w] of workloads.entries()) {
@@ -125,13 +126,8 @@ async function main(args: string[]): Promise<number> {
   }
 
   machine["load average at end (1/5/15 min)"] = loadavg().map((l) => l.toFixed(2)).join(" / ");
-  const summary = summarize(workloads, targets, results, p, na);
   const info: RunInfo = { command: commandLine(args), startedAt: new Date(started).toISOString(), durationS: (Date.now() - started) / 1000, machine, notes };
-  mkdirSync(p.outDir, { recursive: true });
-  const md = markdown(summary, targets, p, info);
-  writeFileSync(join(p.outDir, "results.md"), md);
-  writeFileSync(join(p.outDir, "results.json"), `${JSON.stringify({ ...info, profile: p, targets: targets.map(({ id, label, role }) => ({ id, label, role })), summary, runs: results }, null, 2)}\n`);
-  writeFileSync(join(p.outDir, "chart.svg"), chart(summary, targets));
+  const { md, summary } = writeReports(p.outDir, p, workloads, targets, results, na, info);
   process.stdout.write(`${md.slice(md.indexOf("## Summary"), md.indexOf("![Throughput"))}`);
   log(`wrote ${join(p.outDir, "results.md")}, results.json and chart.svg`);
 
@@ -141,6 +137,21 @@ async function main(args: string[]): Promise<number> {
     log(`failed on every repetition:\n  ${[...broken, ...unstarted.map((k) => `${k}: did not start`)].join("\n  ")}`);
     return 1;
   }
+  return 0;
+}
+
+/** `--from-json=bench/results.json`: the report of a finished run rebuilt with the current report code. */
+function rebuildReport(path: string, args: string[]): number {
+  const stored = readStoredRun(path);
+  const outArg = args.find((a) => a.startsWith("--out="));
+  const outDir = outArg ? outArg.slice("--out=".length) : dirname(path);
+  const ids = new Set(stored.targets.map((t) => t.id));
+  const targets = TARGETS.filter((t) => ids.has(t.id));
+  const ran = new Set(stored.runs.map((r) => r.workload));
+  const workloads = WORKLOADS.filter((w) => ran.has(w.id) || (w.kind === "memory" && ran.has("memory-idle")));
+  const { command, startedAt, durationS, machine, notes } = stored;
+  writeReports(outDir, stored.profile, workloads, targets, stored.runs, new Map(Object.entries(stored.naOverrides ?? {})), { command, startedAt, durationS, machine, notes });
+  log(`rebuilt ${join(outDir, "results.md")}, results.json and chart.svg from ${path}`);
   return 0;
 }
 

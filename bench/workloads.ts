@@ -93,7 +93,7 @@ export const WORKLOADS: WorkloadSpec[] = [
       ...loopShape(p.oneshot.connections, p.oneshot.concurrency, share),
     }),
   },
-  { id: "memory-idle", kind: "memory", title: () => "Proxy RSS, idle (before each repetition, no client connected)" },
+  { id: "memory-idle", kind: "memory", title: () => "Proxy RSS, idle (fresh process, before the first repetition)" },
   { id: "memory-watchers", kind: "memory", title: (p) => `Proxy RSS with ${fmt(p.watch.large)} watchers (from watch-10k)` },
   { id: "memory-leases", kind: "memory", title: (p) => `Proxy RSS with ${fmt(p.lease.streams)} keep-alive streams (from lease-keepalive)` },
 ];

@@ -147,6 +147,8 @@ export async function runOne(w: WorkloadSpec, target: RunningTarget, stack: Stac
         base.etcdWatchers = now.watchers - before!.watchers;
         base.etcdWatchStreams = now.watchStreams - before!.watchStreams;
         base.etcdKeepAliveStreams = now.keepAliveStreams - before!.keepAliveStreams;
+        // Absolute counts too: a stream etcd's proxy kept open since an earlier run adds 0 to the difference.
+        base.extra = { ...base.extra, etcdWatchersTotal: now.watchers, etcdWatchStreamsTotal: now.watchStreams, etcdKeepAliveStreamsTotal: now.keepAliveStreams };
       };
     }
     const budget = new Promise<never>((_, reject) => {
@@ -204,7 +206,7 @@ export async function runOne(w: WorkloadSpec, target: RunningTarget, stack: Stac
       genCpuMsPer1k: per1k(r.cpuMs),
       genBusyPct: (100 * r.cpuMs) / (r.seconds * 1000),
       proxyRssMB: isProxy ? rssPeak : undefined,
-      extra: { ...r.extra, ...(target.restarts ? { targetRestarts: target.restarts } : {}) },
+      extra: { ...r.extra, ...base.extra, ...(target.restarts ? { targetRestarts: target.restarts } : {}) },
     };
   } catch (err) {
     return { ...base, ok: false, error: err instanceof Error ? err.message : String(err) };

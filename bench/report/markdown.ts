@@ -93,6 +93,9 @@ export function fmtRatio(r: number): string {
   return r < 0.001 ? "<0.001×" : `${r >= 100 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`;
 }
 
+/** A generator this busy cannot send faster: the row's figure is then (also) its limit. */
+const GENERATOR_BOUND_PCT = 90;
+
 const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
 
 function summaryTable(ws: WorkloadSummary[], targets: TargetSpec[]): string[] {
@@ -121,6 +124,10 @@ function detailTable(w: WorkloadSummary, targets: TargetSpec[]): string[] {
     out.push(row([t.label, ...cols.map((col) => cellText(c, col, base))]));
     if (c.failedRuns > 0) notes.push(`- ${t.label}: ${c.failedRuns} of ${c.runs} runs failed: ${c.error}`);
     if (c.firstCallError) notes.push(`- ${t.label}: some calls failed, first error: ${c.firstCallError}`);
+    const busy = c.m["genBusyPct"];
+    if (w.kind === "loop" && busy !== undefined && busy >= GENERATOR_BOUND_PCT) {
+      notes.push(`- ${t.label}: the generator was busy ${fmt(busy, "pct")} of a core, so this figure is the generator's limit as much as the target's.`);
+    }
     if (c.m["reconnects"]) notes.push(`- ${t.label}: the server closed connections (GOAWAY) and the generator reconnected ${fmt(c.m["reconnects"], "int")} times.`);
   }
   return [...out, ...(notes.length ? ["", ...notes] : []), ""];
@@ -159,8 +166,8 @@ export function markdown(ws: WorkloadSummary[], targets: TargetSpec[], p: Profil
     "- The load generator is a separate Node process. Raw-gRPC workloads send requests encoded once over node:http2; the `proto-*` rows use connect-node clients in each protocol; `json-gateway` uses HTTP/1.1 keep-alive sockets.",
     "- Ceilings: the HTTP/2 pass-through pipes streams to etcd without decoding a frame; the static responder answers Range from memory with a reply encoded at start-up. Both run on Node with the same generator: they are the best a proxy on this runtime can do here.",
     "- CPU is utime + stime of the target's process tree from /proc/<pid>/stat over the measured window; RSS is VmRSS from /proc/<pid>/status (highest in the window; for watch and lease rows, when every stream is open).",
-    "- Watch delivery latency: from the Put's reply (the Put goes straight to etcd) to the watcher reading the event, 0 when the event came first. One generator process reads every delivery one after another, so with thousands of watchers the last ones wait for it: etcd direct's figure is the floor this generator can show. Watchers and keep-alive streams at etcd come from etcd's /metrics (`etcd_debugging_mvcc_watcher_total`; `grpc_server_started_total` − `grpc_server_handled_total` for LeaseKeepAlive), minus the value before the run.",
-    "- The generator is not the limit when the static ceiling's req/s is well above every proxy's: at that ceiling the generator's busy share of a core is in the `range-serializable` table.",
+    "- Watch delivery latency: from the Put's reply (the Put goes straight to etcd) to the watcher reading the event, 0 when the event came first. One generator process reads every delivery one after another, so with thousands of watchers the last ones wait for it: etcd direct's figure is the floor this generator can show. Watchers and keep-alive streams at etcd come from etcd's /metrics (`etcd_debugging_mvcc_watcher_total`; `grpc_server_started_total` − `grpc_server_handled_total` for LeaseKeepAlive), minus the value before the run (results.json also has the absolute counts: etcd's proxy keeps its one upstream keep-alive stream open across runs, so it may add 0).",
+    "- Whether the generator is the limit: each closed-loop table gives the generator's busy share of one core; at 90% or more the row says the figure is (also) the generator's limit. A target well below the static ceiling, with the generator far from busy, is limited by itself.",
     ...(info.notes.length ? ["", "Notes from this run:", "", ...info.notes.map((n) => `- ${n}`)] : []),
     "",
     "## Details",

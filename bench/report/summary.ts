@@ -67,7 +67,8 @@ export function summarize(workloads: WorkloadSpec[], targets: TargetSpec[], resu
       }
       if (w.kind === "memory") {
         const [from, field] = MEMORY_SOURCE[w.id]!;
-        const runs = results.filter((r) => r.workload === from && r.target === t.id);
+        // Idle is the fresh process's reading (the first repetition's), whatever older runs stored.
+        const runs = results.filter((r) => r.workload === from && r.target === t.id && (from !== "memory-idle" || r.rep === 0));
         const cell = cellOf(runs);
         const ok = runs.filter((r) => r.ok);
         cell.m = { rssMB: median(ok.map((r) => r[field] as number | undefined)), kbPerClient: median(ok.map((r) => r.kbPerClient)) };
