@@ -12,11 +12,12 @@ import { loadUiBundle } from "./http/ui.js";
 import { withCors } from "./listener/cors.js";
 import { listen, type Listener, type RequestHandler } from "./listener/server.js";
 import { route } from "./listener/route.js";
+import { grpcUnary, unaryMethods } from "./listener/grpc-unary.js";
 import { metricsInterceptor } from "./observe/interceptor.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
 import { undecodableIsInvalidArgument } from "./services/decode-errors.js";
-import { routes } from "./services/routes.js";
+import { ETCD_SERVICES, routes } from "./services/routes.js";
 import { CoalescedKv } from "./upstream/coalesced-kv.js";
 import { LeaseHub } from "./upstream/lease-hub.js";
 import { Upstream } from "./upstream/upstream.js";
@@ -89,7 +90,8 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   // --ui: the bundle is read before listening, so a missing build fails the start, not the first visit.
   const uiBundle = o.ui ? await loadUiBundle() : undefined;
   const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, maxSendBytes: o.maxSendBytes } });
-  const handler = withCors(o.corsAllowedOrigins, route(rpc, getRequestListener(app.fetch) as RequestHandler));
+  const lean = grpcUnary({ methods: unaryMethods(etcdRoutes, ETCD_SERVICES), readMaxBytes: o.maxSendBytes, metrics });
+  const handler = withCors(o.corsAllowedOrigins, route(rpc, getRequestListener(app.fetch) as RequestHandler, lean));
   const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, log });
   return {
     listener,

@@ -1,6 +1,6 @@
 /**
- * Which handler a request goes to. Paths of our RPCs go to the Connect handlers (gRPC, gRPC-Web and
- * Connect from one set). A request that speaks an RPC protocol but names no RPC we serve gets
+ * Which handler a request goes to. Unary gRPC over HTTP/2 takes the lean path (grpc-unary.ts); other
+ * paths of our RPCs go to the Connect handlers (gRPC, gRPC-Web and Connect from one set). A request that speaks an RPC protocol but names no RPC we serve gets
  * Unimplemented in its own protocol; everything else is the Hono app's (health, metrics, 404).
  */
 import type * as http from "node:http";
@@ -10,8 +10,12 @@ import type { RequestHandler } from "./server.js";
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-export function route(rpc: (fallback: RequestHandler) => RequestHandler, app: RequestHandler): RequestHandler {
-  return rpc((req, res) => {
+/**
+ * `lean` may take a request first (grpc-unary.ts: unary gRPC over HTTP/2) and says whether it did; the
+ * rest goes to the Connect handlers, then to the app.
+ */
+export function route(rpc: (fallback: RequestHandler) => RequestHandler, app: RequestHandler, lean?: (req: Req, res: Res) => boolean): RequestHandler {
+  const connect = rpc((req, res) => {
     const contentType = String(req.headers["content-type"] ?? "");
     if (contentType.startsWith("application/grpc") || contentType.startsWith("application/connect+") || req.headers["connect-protocol-version"]) {
       unimplemented(req, res, contentType);
@@ -19,6 +23,10 @@ export function route(rpc: (fallback: RequestHandler) => RequestHandler, app: Re
     }
     app(req, res);
   });
+  if (!lean) return connect;
+  return (req, res) => {
+    if (!lean(req, res)) connect(req, res);
+  };
 }
 
 function unimplemented(req: Req, res: Res, contentType: string): void {

@@ -75,7 +75,7 @@ export class Upstream {
       if (v !== null) headers.set(name, v);
     }
     const timeoutMs = caller.timeoutMs();
-    if (timeoutMs !== undefined) options.timeoutMs = Math.max(1, timeoutMs);
+    if (timeoutMs !== undefined) options.timeoutMs = Math.max(1, Math.ceil(timeoutMs));
     options.signal = signal ?? caller.signal;
     return options;
   }
