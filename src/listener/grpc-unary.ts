@@ -89,7 +89,8 @@ function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, m:
   const stream = res.stream;
   const endTimer = o.metrics.handlingSeconds.startTimer(m.labels);
   o.metrics.started.inc(m.labels);
-  const abort = new AbortController();
+  // Made on first use: a cache hit never looks at the signal, and an AbortController per call is not free.
+  let abort: AbortController | undefined;
   let finished = false;
   const timeoutMs = parseTimeout(req.headers["grpc-timeout"]);
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
@@ -107,7 +108,9 @@ function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, m:
   }
   const ctx: CallerContext = {
     requestHeader: header,
-    signal: abort.signal,
+    get signal() {
+      return (abort ??= new AbortController()).signal;
+    },
     timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
   };
 
@@ -161,7 +164,7 @@ function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, m:
   function fail(err: ConnectError, answer = true): void {
     if (finished) return;
     cleanup();
-    abort.abort(err);
+    abort?.abort(err);
     endTimer();
     o.metrics.handled.inc({ ...m.labels, grpc_code: Code[err.code] });
     if (!answer || stream.destroyed || stream.headersSent) return;

@@ -1,12 +1,15 @@
 /**
- * The typed etcd clients of one endpoint, all on one HTTP/2 session (connect-node's gRPC transport).
+ * The typed etcd clients of one endpoint: unary calls on a lean HTTP/2 caller (unary-caller.ts), streams
+ * on connect-node's gRPC transport (a session of its own).
  */
-import { createClient, type Client } from "@connectrpc/connect";
+import type { DescService, Message } from "@bufbuild/protobuf";
+import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Election } from "../../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../../gen/v3lockpb/v3lock_pb.js";
 import type { UpstreamTls } from "../config/tls-files.js";
+import { UnaryCaller } from "./unary-caller.js";
 
 export interface EtcdClients {
   kv: Client<typeof KV>;
@@ -28,7 +31,7 @@ export interface TransportOptions {
   keepAliveTimeoutMs: number;
 }
 
-export function createEtcdClients(o: TransportOptions): EtcdClients {
+export function createEtcdClients(o: TransportOptions): EtcdClients & { close(): void } {
   const transport = createGrpcTransport({
     baseUrl: o.url,
     // etcd's answers can be large (a Range of a whole prefix); the limit is --max-recv-bytes.
@@ -47,14 +50,43 @@ export function createEtcdClients(o: TransportOptions): EtcdClients {
       rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
     } : {},
   });
+  const unary = new UnaryCaller({
+    url: o.url,
+    tls: o.url.startsWith("https:") ? {
+      ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
+      ...(o.tls?.cert ? { cert: o.tls.cert } : {}),
+      ...(o.tls?.key ? { key: o.tls.key } : {}),
+      rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
+    } : undefined,
+    maxSendBytes: o.maxSendBytes,
+    maxRecvBytes: o.maxRecvBytes,
+    keepAliveTimeMs: o.keepAliveTimeMs,
+    keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+  });
+  const client = <S extends DescService>(service: S) => leanUnary(service, createClient(service, transport), unary);
   return {
-    kv: createClient(KV, transport),
-    watch: createClient(Watch, transport),
-    lease: createClient(Lease, transport),
-    cluster: createClient(Cluster, transport),
-    maintenance: createClient(Maintenance, transport),
-    auth: createClient(Auth, transport),
-    election: createClient(Election, transport),
-    lock: createClient(Lock, transport),
+    kv: client(KV),
+    watch: client(Watch),
+    lease: client(Lease),
+    cluster: client(Cluster),
+    maintenance: client(Maintenance),
+    auth: client(Auth),
+    election: client(Election),
+    lock: client(Lock),
+    close: () => unary.close(),
   };
+}
+
+/**
+ * The connect-node client of `service` with its unary methods taken over by `unary` (unary-caller.ts):
+ * the same typed interface, so callers cannot tell; streaming methods stay connect-node's.
+ */
+function leanUnary<S extends DescService>(service: S, streams: Client<S>, unary: UnaryCaller): Client<S> {
+  const client: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    client[method.localName] = method.methodKind === "unary"
+      ? (input: Message, options?: CallOptions) => unary.call(method, input, options)
+      : (streams as Record<string, unknown>)[method.localName];
+  }
+  return client as Client<S>;
 }

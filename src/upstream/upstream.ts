@@ -42,7 +42,7 @@ export interface HealthResult {
 
 interface EndpointState {
   url: string;
-  clients: EtcdClients;
+  clients: EtcdClients & { close(): void };
   /** false after a call found it unreachable, until a probe succeeds. */
   up: boolean;
 }
@@ -178,5 +178,6 @@ export class Upstream {
 
   close(): void {
     clearInterval(this.probeTimer);
+    for (const ep of this.endpoints) ep.clients.close();
   }
 }
