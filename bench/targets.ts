@@ -1,6 +1,6 @@
 /**
  * The columns of the benchmark: what runs in front of etcd. A target is a name and a command line; adding
- * one (etcd-edge under Deno or Bun, once those runtimes are supported) is one more entry here. The command
+ * one is one more entry here. The command
  * must start the server itself or a launcher of it: CPU and RSS are read for its whole process tree.
  */
 export interface TargetContext {
@@ -39,7 +39,7 @@ function edge(id: string, label: string, runtime: (c: TargetContext) => string[]
   return {
     id, label, role: "proxy",
     command: (c) => [...runtime(c), `${c.root}/bin/etcd-edge.js`, "start", `--endpoints=${c.etcdEndpoint}`, `--listen-addr=${c.listen}`],
-    supports: (w) => (w === "json-gateway" ? { run: "probe", naReason: "etcd-edge does not serve the JSON gateway yet" } : RUN),
+    supports: () => RUN,
   };
 }
 
@@ -54,8 +54,9 @@ export const TARGETS: TargetSpec[] = [
     supports: (w) => (isWebOrConnect(w) ? na("grpc-proxy speaks gRPC only") : w === "json-gateway" ? na("grpc-proxy has no JSON gateway (/v3/* is 404)") : RUN),
   },
   edge("edge-node", "etcd-edge (Node)", () => [process.execPath]),
-  // edge("edge-deno", "etcd-edge (Deno)", () => ["deno", "run", "-A"]),   (runtimes issue)
-  // edge("edge-bun", "etcd-edge (Bun)", () => ["bun"]),                    (runtimes issue)
+  // deno and bun are the npm packages' binaries (node_modules/.bin, on PATH under `npm run`).
+  edge("edge-deno", "etcd-edge (Deno)", () => ["deno", "run", "-A"]),
+  edge("edge-bun", "etcd-edge (Bun)", () => ["bun"]),
   {
     id: "passthrough", label: "HTTP/2 pass-through (ceiling)", role: "ceiling",
     command: (c) => [process.execPath, `${c.buildDir}/passthrough.mjs`, `--listen=${c.listen}`, `--etcd=${c.etcdUrl}`],
