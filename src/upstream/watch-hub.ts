@@ -47,6 +47,11 @@ export class WatchHub {
     return new WatchStream(this.rangesFor(caller), caller.signal).responses(requests);
   }
 
+  /** The same, a batch of responses at a time (watch-stream.ts `batches`). */
+  watchBatches(caller: CallerContext, requests: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse[]> {
+    return new WatchStream(this.rangesFor(caller), caller.signal).batches(requests);
+  }
+
   /** One watch as a server stream (the Edge service's shape): the create, then everything etcd would send. */
   async *watchOne(caller: CallerContext, createRequest: WatchCreateRequest): AsyncGenerator<WatchResponse> {
     // One request, then the request side stays quiet: the watch lives until the caller goes away.

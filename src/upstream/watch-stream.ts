@@ -71,15 +71,24 @@ export class WatchStream {
 
   /** The RPC's responses; requests are read alongside. Ends when the client goes away, not on half-close. */
   async *responses(requests: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {
+    for await (const batch of this.batches(requests)) yield* batch;
+  }
+
+  /**
+   * The same responses, as many at a time as are queued: one event fanned out to a hundred watchers of
+   * one client becomes one write on its connection (the lean gRPC path writes each batch at once).
+   */
+  async *batches(requests: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse[]> {
     void this.readRequests(requests);
     try {
       for (;;) {
         if (this.failure) throw this.failure;
-        const r = this.queue.shift();
-        if (r) {
-          this.queuedBytes -= this.sizes.shift() ?? 0;
+        if (this.queue.length > 0) {
+          const batch = this.queue.splice(0);
+          this.sizes.length = 0;
+          this.queuedBytes = 0;
           this.afterRead();
-          yield r;
+          yield batch;
           continue;
         }
         if (this.closed) return;
