@@ -91,6 +91,7 @@ function curlHeaders(args: string[], input: Buffer): Promise<string> {
     proc.stdout.on("data", (d: Buffer) => { out += d.toString(); });
     proc.stderr.on("data", (d: Buffer) => { err += d.toString(); });
     proc.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`curl exited ${code}: ${err}`))));
+    proc.stdin.on("error", () => {}); // curl may exit before reading stdin; its exit code reports it
     proc.stdin.end(input);
   });
 }

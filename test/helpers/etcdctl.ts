@@ -19,6 +19,8 @@ export function etcdctl(endpoint: string, args: string[], o: { input?: string; t
     proc.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
     const timer = setTimeout(() => proc.kill("SIGKILL"), o.timeoutMs ?? 20_000);
     proc.on("exit", (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    // etcdctl may exit before reading stdin (most commands never read it): its exit code says what happened.
+    proc.stdin.on("error", () => {});
     proc.stdin.end(o.input ?? "");
   });
 }
