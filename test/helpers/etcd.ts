@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./ports.js";
+import { freePort, portOpen, waitFor } from "./ports.js";
 
 export interface EtcdTls {
   cert: string;
@@ -73,11 +73,3 @@ export async function startEtcd(t: Tap | undefined, o: EtcdOptions = {}): Promis
   return { endpoint: `127.0.0.1:${clientPort}`, url, dataDir, process: proc, stop };
 }
 
-async function portOpen(port: number): Promise<boolean> {
-  const { connect } = await import("node:net");
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.on("connect", () => { s.destroy(); resolve(true); });
-    s.on("error", () => resolve(false));
-  });
-}

@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /** A free TCP port on the IPv4 loopback (asked of the OS, then released). */
 export function freePort(): Promise<number> {
@@ -28,4 +28,13 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
+}
+
+/** Whether something accepts TCP connections on the loopback `port`. */
+export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, host);
+    s.on("connect", () => { s.destroy(); resolve(true); });
+    s.on("error", () => resolve(false));
+  });
 }
