@@ -14,7 +14,8 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Metrics } from "../observe/metrics.js";
-import type { CallerContext } from "../upstream/upstream.js";
+import { grpcFrame } from "../upstream/grpc-frame.js";
+import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -28,8 +29,6 @@ interface UnaryMethod {
   labels: { grpc_type: "unary"; grpc_service: string; grpc_method: string; protocol: "grpc" };
 }
 
-/** Metadata the service implementations read (upstream.ts forwards these; the cache keys on them). */
-const CALLER_METADATA = ["token", "authorization", "hasleader"] as const;
 
 /**
  * The unary methods of `services` that `routes` registers, by request path. Services are asked for by
@@ -149,10 +148,7 @@ function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, m:
     if (finished) return;
     cleanup();
     const bytes = toBinary(m.output, output);
-    const frame = Buffer.allocUnsafe(5 + bytes.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    frame.set(bytes, 5);
+    const frame = grpcFrame(bytes);
     if (stream.destroyed) return;
     // Through the compat response: it owns the stream's wantTrailers handler and sends these trailers.
     res.writeHead(200, { "content-type": "application/grpc" });

@@ -13,6 +13,8 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { WatchRequestSchema, WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import type { Metrics } from "../observe/metrics.js";
+import { grpcFrame } from "../upstream/grpc-frame.js";
+import { CALLER_METADATA } from "../upstream/upstream.js";
 import type { WatchHub } from "../upstream/watch-hub.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -56,7 +58,7 @@ async function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
   const onClose = () => abort.abort(new ConnectError("context canceled", Code.Canceled));
   stream.once("close", onClose);
   const header = new Headers();
-  for (const name of ["token", "authorization", "hasleader"]) {
+  for (const name of CALLER_METADATA) {
     const v = req.headers[name];
     if (typeof v === "string") header.set(name, v);
   }
@@ -91,12 +93,7 @@ async function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
 function encode(batch: WatchResponse[]): Buffer {
   const frames: Buffer[] = [];
   for (const r of batch) {
-    const bytes = toBinary(WatchResponseSchema, r);
-    const frame = Buffer.allocUnsafe(5 + bytes.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    frame.set(bytes, 5);
-    frames.push(frame);
+    frames.push(grpcFrame(toBinary(WatchResponseSchema, r)));
   }
   return frames.length === 1 ? frames[0]! : Buffer.concat(frames);
 }

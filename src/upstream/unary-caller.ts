@@ -11,6 +11,7 @@
 import { create, fromBinary, isMessage, toBinary, type DescMethod, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import * as http2 from "node:http2";
+import { grpcFrame } from "./grpc-frame.js";
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = http2.constants;
 
@@ -38,7 +39,7 @@ export class UnaryCaller {
     if (bytes.length > this.o.maxSendBytes) {
       throw new ConnectError(`message size ${bytes.length} is larger than configured writeMaxBytes ${this.o.maxSendBytes}`, Code.ResourceExhausted);
     }
-    const body = frame(bytes);
+    const body = grpcFrame(bytes);
     const headers: http2.OutgoingHttpHeaders = {
       ":method": "POST",
       ":path": `/${method.parent.typeName}/${method.name}`,
@@ -145,13 +146,6 @@ export class UnaryCaller {
   }
 }
 
-function frame(bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + bytes.length);
-  out[0] = 0;
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
-}
 
 function unwrap(body: Buffer): Uint8Array {
   if (body.length < 5) throw new ConnectError("etcd answered without a message", Code.Internal);

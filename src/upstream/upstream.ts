@@ -21,7 +21,7 @@ export interface CallerContext {
  * Metadata etcd reads from a call: `token` (auth, as clientv3 sends it), `authorization` (etcd accepts it
  * too; its own proxy drops it) and `hasleader` (fail instead of waiting when the member has no leader).
  */
-const FORWARDED_METADATA = ["token", "authorization", "hasleader"] as const;
+export const CALLER_METADATA = ["token", "authorization", "hasleader"] as const;
 
 export interface UpstreamOptions {
   endpoints: Endpoint[];
@@ -70,7 +70,7 @@ export class Upstream {
     const headers = new Headers();
     const options: CallOptions = { headers };
     if (!caller) return signal ? { ...options, signal } : options;
-    for (const name of FORWARDED_METADATA) {
+    for (const name of CALLER_METADATA) {
       const v = caller.requestHeader.get(name);
       if (v !== null) headers.set(name, v);
     }

@@ -8,7 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import { WatchRequestSchema, type ResponseHeader, type WatchCreateRequest, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { PushQueue } from "./push-queue.js";
-import type { CallerContext, Upstream } from "./upstream.js";
+import { CALLER_METADATA, type CallerContext, type Upstream } from "./upstream.js";
 import { WatchRanges } from "./watch-ranges.js";
 import { WatchStream } from "./watch-stream.js";
 
@@ -16,7 +16,7 @@ import { WatchStream } from "./watch-stream.js";
  * What makes two callers the same to etcd: the token etcd authenticates (`token`, or `authorization`,
  * which etcd also reads) and `hasleader`, which changes how etcd ends the stream. None of them: anonymous.
  */
-const IDENTITY_METADATA = ["token", "authorization", "hasleader"] as const;
+const IDENTITY_METADATA = CALLER_METADATA;
 
 export interface WatchHubStats {
   /** Upstream watches (s-watchers) open or being opened at etcd. */

@@ -3,7 +3,7 @@
  * and JSON), over HTTP/2, and over HTTP/1.1 where the protocol allows it.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 export type ProtocolName = "grpc" | "grpc-web" | "connect-binary" | "connect-json";
@@ -35,3 +35,13 @@ export function clientFor<S extends DescService>(service: S, protocol: ProtocolN
 
 export const enc = (s: string) => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** The error a call failed with, as a ConnectError; throws when the call succeeded. */
+export async function rejection(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded; expected an error");
+}

@@ -5,12 +5,12 @@
  */
 import { create, createFileRegistry, toBinary } from "@bufbuild/protobuf";
 import { EmptySchema, FileDescriptorProtoSchema, file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import t from "tap";
 import { KV, Maintenance, RangeRequestSchema, Watch, WatchRequestSchema, type WatchRequest } from "../../gen/etcdserverpb/rpc_pb.js";
-import { clientFor, enc, PROTOCOLS, transportFor } from "../helpers/clients.js";
+import { clientFor, enc, PROTOCOLS, transportFor, rejection } from "../helpers/clients.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
@@ -19,15 +19,6 @@ import { AsyncQueue, nextWithin } from "../helpers/streams.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
-
-async function rejection(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded; expected an error");
-}
 
 const rangeBytes = () => toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc("bad-input-probe") }));
 

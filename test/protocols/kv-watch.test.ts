@@ -5,7 +5,7 @@
  * compares the two answers, so the suite checks "behaves as etcd does", not our idea of it.
  */
 import { create, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import t from "tap";
 import {
   Compare_CompareResult,
@@ -23,7 +23,7 @@ import {
   type WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.js";
 import { EventSchema } from "../../gen/mvccpb/kv_pb.js";
-import { clientFor, dec, enc, PROTOCOLS, type ProtocolName } from "../helpers/clients.js";
+import { clientFor, dec, enc, PROTOCOLS, type ProtocolName, rejection } from "../helpers/clients.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { startEdge } from "../helpers/proxy.js";
 import { AsyncQueue, nextWithin } from "../helpers/streams.js";
@@ -64,15 +64,6 @@ function comparable<D extends DescMessage>(schema: D, msg: MessageShape<D>, thei
     return out;
   };
   return walk(json);
-}
-
-async function rejection(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded; expected an error");
 }
 
 for (const v of VARIANTS) {
