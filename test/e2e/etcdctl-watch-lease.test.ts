@@ -8,6 +8,7 @@ import { startEtcd, type Etcd } from "../helpers/etcd.js";
 import { etcdctl } from "../helpers/etcdctl.js";
 import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
+import { etcdWatchers, settledEtcdWatchers } from "../helpers/watch-session.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
@@ -38,14 +39,6 @@ function run(endpoint: string, args: string[]): Running {
   return { out: () => out + (err ? `\n[stderr] ${err}` : ""), stop };
 }
 
-/** etcd's own count of open watchers, so a test knows both watches are registered before it writes. */
-async function watchers(e: Etcd): Promise<number> {
-  const text = await (await fetch(`${e.url}/metrics`)).text();
-  const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(text);
-  if (!m) throw new Error("etcd_debugging_mvcc_watcher_total missing from etcd's /metrics");
-  return Number(m[1]);
-}
-
 async function revision(): Promise<number> {
   const r = await etcdctl(etcd.endpoint, ["get", "nothing", "-w", "json"]);
   return Number((JSON.parse(r.stdout) as { header: { revision: number } }).header.revision);
@@ -56,10 +49,10 @@ async function revision(): Promise<number> {
  * `writes`, then waits for the last event (`done` in both outputs) and returns both outputs.
  */
 async function watchBoth(args: string[], writes: () => Promise<void>, done: string): Promise<{ direct: string; proxied: string }> {
-  const before = await watchers(etcd);
+  const before = await settledEtcdWatchers(etcd.url);
   const direct = run(etcd.endpoint, ["watch", ...args]);
   const proxied = run(edge.addr, ["watch", ...args]);
-  await waitFor("both watches registered on etcd", async () => (await watchers(etcd)) >= before + 2);
+  await waitFor("both watches registered on etcd", async () => (await etcdWatchers(etcd.url)) >= before + 2);
   await writes();
   await waitFor(`"${done}" in both watch outputs`, () => direct.out().includes(done) && proxied.out().includes(done));
   await Promise.all([direct.stop(), proxied.stop()]);

@@ -9,6 +9,7 @@ import { startEtcd } from "../helpers/etcd.js";
 import { call, curl, duplex, normalize, openStream, rawChunks } from "../helpers/gateway.js";
 import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
+import { etcdWatchers, settledEtcdWatchers } from "../helpers/watch-session.js";
 
 const direct = await startEtcd(t);
 const behind = await startEtcd(t);
@@ -174,16 +175,11 @@ t.test("over h2c with curl: keep-alive, and a watch that stays open (curl -N)", 
 });
 
 t.test("a client that goes away cancels etcd's watch", async (t) => {
-  const watchers = async () => {
-    const res = await fetch(`${behind.url}/metrics`);
-    const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(await res.text());
-    return Number(m?.[1] ?? NaN);
-  };
-  const before = await watchers();
+  const before = await settledEtcdWatchers(behind.url);
   const s = await openStream(edge.url, "/v3/watch", JSON.stringify({ create_request: { key: b64("gone"), range_end: b64("gonf") } }));
   await s.lines.next("created");
-  t.equal(await watchers(), before + 1, "the watch reached etcd");
+  t.equal(await etcdWatchers(behind.url), before + 1, "the watch reached etcd");
   s.abort();
-  await waitFor("etcd to drop the watch", async () => (await watchers()) === before);
+  await waitFor("etcd to drop the watch", async () => (await etcdWatchers(behind.url)) === before);
   t.pass("etcd dropped it");
 });

@@ -121,3 +121,22 @@ export async function etcdWatchers(etcdUrl: string): Promise<number> {
   if (n === undefined) throw new Error("etcd_debugging_mvcc_watcher_total missing from etcd's /metrics");
   return n;
 }
+
+/**
+ * etcd's watcher count once it has stopped moving (the same reading three times, 100 ms apart): the
+ * baseline for a test on an etcd that earlier tests used, whose cancelled watches etcd may still be
+ * dropping. A baseline read mid-drain made "before + 1" checks flaky in CI.
+ */
+export async function settledEtcdWatchers(etcdUrl: string, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await etcdWatchers(etcdUrl);
+  let same = 1;
+  while (same < 3) {
+    if (Date.now() > deadline) throw new Error(`etcd's watcher count did not settle within ${timeoutMs} ms (last ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+    const n = await etcdWatchers(etcdUrl);
+    same = n === last ? same + 1 : 1;
+    last = n;
+  }
+  return last;
+}

@@ -16,6 +16,7 @@ import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
 import { connectEndStream, frame, grpcStatus, grpcWebStatus, raw } from "../helpers/raw-rpc.js";
 import { AsyncQueue, nextWithin } from "../helpers/streams.js";
+import { etcdWatchers, settledEtcdWatchers } from "../helpers/watch-session.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
@@ -220,14 +221,6 @@ async function proxyGauge(url: string, name: string): Promise<number> {
   return Number(m[1]);
 }
 
-/** Watchers registered in etcd's MVCC store, from etcd's own /metrics. */
-async function etcdWatchers(): Promise<number> {
-  const text = await (await fetch(`${etcd.url}/metrics`)).text();
-  const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(text);
-  if (!m) throw new Error("etcd_debugging_mvcc_watcher_total missing from etcd's /metrics");
-  return Number(m[1]);
-}
-
 /** Streams of `method` open on etcd itself: started minus handled, from etcd's own /metrics. */
 async function etcdOpenStreams(method: string): Promise<number> {
   const text = await (await fetch(`${etcd.url}/metrics`)).text();
@@ -241,7 +234,7 @@ t.test("clients that go away mid-Watch leave no upstream stream behind", async (
   const baseline = await upstreamStreams(edge.url);
   const etcdBaseline = await etcdOpenStreams("Watch");
   const watchersBaseline = await proxyGauge(edge.url, "etcd_edge_upstream_watchers");
-  const etcdWatchersBaseline = await etcdWatchers();
+  const etcdWatchersBaseline = await settledEtcdWatchers(etcd.url);
   const aborts: AbortController[] = [];
   // 16 watches over every protocol, cancelled by their client (RST_STREAM / closed request) ...
   for (let i = 0; i < 16; i++) {
@@ -266,7 +259,7 @@ t.test("clients that go away mid-Watch leave no upstream stream behind", async (
   }
   // 20 watches on 20 keys: 20 upstream watches, carried on one shared upstream stream (watch-hub.ts).
   t.equal(await proxyGauge(edge.url, "etcd_edge_upstream_watchers"), watchersBaseline + 20, "20 upstream watches while the watches run");
-  t.equal(await etcdWatchers(), etcdWatchersBaseline + 20, "etcd sees 20 more watchers");
+  t.equal(await etcdWatchers(etcd.url), etcdWatchersBaseline + 20, "etcd sees 20 more watchers");
   t.ok(await upstreamStreams(edge.url) <= baseline + 1, "on at most one new upstream stream");
 
   for (const a of aborts) a.abort();
@@ -274,7 +267,7 @@ t.test("clients that go away mid-Watch leave no upstream stream behind", async (
   await waitFor("etcd_edge_upstream_watchers back to its baseline", async () => (await proxyGauge(edge.url, "etcd_edge_upstream_watchers")) === watchersBaseline);
   await waitFor("etcd_edge_upstream_streams back to its baseline", async () => (await upstreamStreams(edge.url)) === baseline);
   t.pass("the proxy released every upstream watch and stream");
-  await waitFor("etcd's watchers back to the baseline", async () => (await etcdWatchers()) === etcdWatchersBaseline);
+  await waitFor("etcd's watchers back to the baseline", async () => (await etcdWatchers(etcd.url)) === etcdWatchersBaseline);
   await waitFor("etcd's Watch streams back to the baseline", async () => (await etcdOpenStreams("Watch")) === etcdBaseline);
   t.pass("etcd saw every watcher and stream end");
 });

@@ -13,17 +13,11 @@ import { startEtcd, type Etcd } from "../helpers/etcd.js";
 import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
 import { nextWithin } from "../helpers/streams.js";
+import { etcdWatchers, settledEtcdWatchers } from "../helpers/watch-session.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
 const direct = { kv: clientFor(KV, "grpc", etcd.url), lease: clientFor(Lease, "grpc", etcd.url) };
-
-/** etcd's own count of open watchers: what the proxy holds open upstream, seen from etcd. */
-async function etcdWatchers(e: Etcd): Promise<number> {
-  const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(await (await fetch(`${e.url}/metrics`)).text());
-  if (!m) throw new Error("etcd_debugging_mvcc_watcher_total missing from etcd's /metrics");
-  return Number(m[1]);
-}
 
 const VARIANTS: { protocol: ProtocolName; httpVersion: "1.1" | "2" }[] = [
   ...PROTOCOLS.map((protocol) => ({ protocol, httpVersion: "2" as const })),
@@ -37,7 +31,7 @@ for (const { protocol, httpVersion } of VARIANTS) {
   const prefix = `edge/${protocol}-${httpVersion}/`;
 
   t.test(`${name}: Watch sends created, then live events; the upstream watch ends with the client`, async (t) => {
-    const before = await etcdWatchers(etcd);
+    const before = await settledEtcdWatchers(etcd.url);
     const abort = new AbortController();
     t.teardown(() => abort.abort());
     const stream = client.watch({ key: enc(prefix), rangeEnd: enc(prefix.slice(0, -1) + "0"), prevKv: true }, { signal: abort.signal })[Symbol.asyncIterator]();
@@ -51,9 +45,9 @@ for (const { protocol, httpVersion } of VARIANTS) {
     while (events.length < 2) events.push(...(await nextWithin(stream, "the two events")).events);
     t.same(events.map((e) => dec(e.kv!.value)), ["1", "2"], "both puts, in order");
     t.equal(dec(events[1]!.prevKv!.value), "1", "prev_kv as asked");
-    t.equal(await etcdWatchers(etcd), before + 1, "one watcher on etcd while the client watches");
+    t.equal(await etcdWatchers(etcd.url), before + 1, "one watcher on etcd while the client watches");
     abort.abort();
-    await waitFor("etcd's watcher to go with the client", async () => (await etcdWatchers(etcd)) === before);
+    await waitFor("etcd's watcher to go with the client", async () => (await etcdWatchers(etcd.url)) === before);
   });
 
   t.test(`${name}: LeaseKeepAlive renews, or answers NotFound as etcd words it`, async (t) => {

@@ -16,7 +16,7 @@ import { startEtcd } from "../helpers/etcd.js";
 import { etcdctl } from "../helpers/etcdctl.js";
 import { freePort, sleep, waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
-import { etcdWatchers, metric, WatchSession } from "../helpers/watch-session.js";
+import { etcdWatchers, metric, settledEtcdWatchers, WatchSession } from "../helpers/watch-session.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
@@ -41,7 +41,7 @@ const shape = (r: WatchResponse) => ({
 });
 
 t.test("1,000 watchers on one key over 50 connections: at most 2 watchers at etcd, every event to every watcher", async (t) => {
-  const before = await etcdWatchers(etcd.url);
+  const before = await settledEtcdWatchers(etcd.url);
   const CONNECTIONS = 50, STREAMS = 2, PER_STREAM = 10;
   const streams: WatchSession[] = [];
   for (let c = 0; c < CONNECTIONS; c++) {
@@ -148,7 +148,7 @@ t.test("a stalled client whose revision gets compacted is canceled as etcd cance
 });
 
 t.test("half-close keeps the watch; disconnect ends it at etcd", async (t) => {
-  const before = await etcdWatchers(etcd.url);
+  const before = await settledEtcdWatchers(etcd.url);
   const streamsBefore = (await metric(edge.url, "etcd_edge_upstream_streams"))!;
   const upstreamWatchersBefore = (await metric(edge.url, "etcd_edge_upstream_watchers"))!;
   const s = session(proxied());
@@ -168,7 +168,7 @@ t.test("half-close keeps the watch; disconnect ends it at etcd", async (t) => {
 });
 
 t.test("hasleader rides its own upstream stream, forwarded to etcd", async (t) => {
-  const before = await etcdWatchers(etcd.url);
+  const before = await settledEtcdWatchers(etcd.url);
   const plain = session(proxied());
   const leader = session(proxied(), { headers: { hasleader: "true" } });
   await plain.createAndWait({ key: enc("hl") });
@@ -257,7 +257,7 @@ t.test("two users with different roles never see each other's keys; a bad or exp
     const d = session(createClient(Watch, createGrpcTransport({ baseUrl: e.url })), { headers });
     return { p, d, pc: await p.createAndWait({ key: enc(key), ...range }), dc: await d.createAndWait({ key: enc(key), ...range }) };
   };
-  const before = await etcdWatchers(e.url);
+  const before = await settledEtcdWatchers(e.url);
   const aliceToken = await token("alice");
   const alice = await both({ token: aliceToken }, "a/", true);
   t.notOk(alice.pc.canceled, "alice may watch a/");
