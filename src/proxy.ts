@@ -13,12 +13,13 @@ import { withCors } from "./listener/cors.js";
 import { listen, type Listener, type RequestHandler } from "./listener/server.js";
 import { route } from "./listener/route.js";
 import { grpcUnary, unaryMethods } from "./listener/grpc-unary.js";
-import { grpcWatch } from "./listener/grpc-watch.js";
 import { metricsInterceptor } from "./observe/interceptor.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
 import { undecodableIsInvalidArgument } from "./services/decode-errors.js";
+import { leanLeaseKeepAlive } from "./services/lease.js";
 import { ETCD_SERVICES, routes } from "./services/routes.js";
+import { leanWatch } from "./services/watch.js";
 import { CoalescedKv } from "./upstream/coalesced-kv.js";
 import { LeaseHub } from "./upstream/lease-hub.js";
 import { Upstream } from "./upstream/upstream.js";
@@ -93,8 +94,9 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, maxSendBytes: o.maxSendBytes } });
   // Native gRPC over HTTP/2 for unary RPCs and Watch skips connect-es's generic machinery (measured hot paths).
   const unary = grpcUnary({ methods: unaryMethods(etcdRoutes, ETCD_SERVICES), readMaxBytes: o.maxSendBytes, metrics });
-  const watch = grpcWatch({ hub: watches, readMaxBytes: o.maxSendBytes, metrics });
-  const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res);
+  const watch = leanWatch(watches, o.maxSendBytes, metrics);
+  const keepAlive = leanLeaseKeepAlive(leases, o.maxSendBytes, metrics);
+  const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res) || keepAlive(req, res);
   const handler = withCors(o.corsAllowedOrigins, route(rpc, getRequestListener(app.fetch) as RequestHandler, lean));
   const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, log });
   return {

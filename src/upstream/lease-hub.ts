@@ -91,6 +91,14 @@ export class LeaseHub {
 
   /** Serves one client LeaseKeepAlive stream; replies in the order etcd gives them. */
   async *serve(requests: AsyncIterable<LeaseKeepAliveRequest>, signal: AbortSignal): AsyncGenerator<LeaseKeepAliveResponse> {
+    for await (const batch of this.serveBatches(requests, signal)) yield* batch;
+  }
+
+  /**
+   * The same, with every reply queued for the stream at once in one batch: the lean gRPC path
+   * (services/lease.ts) writes a batch as one HTTP/2 write. A batch holds at most maxPendingPerStream.
+   */
+  async *serveBatches(requests: AsyncIterable<LeaseKeepAliveRequest>, signal: AbortSignal): AsyncGenerator<LeaseKeepAliveResponse[]> {
     const client = new KeepAliveClient();
     this.clientStreams++;
     const onAbort = () => client.wake();
@@ -98,10 +106,10 @@ export class LeaseHub {
     void this.readRequests(requests, client);
     try {
       for (;;) {
-        const reply = client.replies.shift();
-        if (reply) {
-          client.pending--;
-          yield reply;
+        if (client.replies.length > 0) {
+          const batch = client.replies.splice(0);
+          client.pending -= batch.length;
+          yield batch;
           continue;
         }
         if (client.failure) throw client.failure;

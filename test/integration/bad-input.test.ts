@@ -105,6 +105,8 @@ t.test("undecodable bodies are InvalidArgument and the connection keeps serving"
   const watchCreate = frame(toBinary(WatchRequestSchema, create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: { key: enc("bad-input-watch") } } })));
   const midGrpc = await raw(session, "/etcdserverpb.Watch/Watch", { "content-type": "application/grpc", te: "trailers" }, Buffer.concat([watchCreate, frame(garbage)]));
   t.equal(grpcStatus(midGrpc).status, "3", `gRPC Watch with garbage mid-stream → InvalidArgument (${grpcStatus(midGrpc).message})`);
+  const keepAliveGarbage = await raw(session, "/etcdserverpb.Lease/LeaseKeepAlive", { "content-type": "application/grpc", te: "trailers" }, frame(garbage));
+  t.equal(grpcStatus(keepAliveGarbage).status, "3", `gRPC LeaseKeepAlive with garbage → InvalidArgument (${grpcStatus(keepAliveGarbage).message})`);
   const midWeb = await raw(session, "/etcdserverpb.Watch/Watch", { "content-type": "application/grpc-web+proto" }, Buffer.concat([watchCreate, frame(garbage)]));
   t.equal(grpcWebStatus(midWeb).status, "3", `gRPC-Web Watch with garbage mid-stream → InvalidArgument (${grpcWebStatus(midWeb).message})`);
   const midConnect = await raw(session, "/etcdserverpb.Watch/Watch", { "content-type": "application/connect+proto" }, Buffer.concat([watchCreate, frame(garbage)]));

@@ -80,6 +80,17 @@ for (const rt of RUNTIMES) {
       t.match(out(), /PUT\n.*k\nv1\nPUT\n.*k\nv2-live/, "both events, in order");
     });
 
+    t.test("etcdctl lease grant, keep-alive --once, timetolive", async (t) => {
+      const grant = await etcdctl(edge.addr, ["lease", "grant", "30"]);
+      const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
+      t.ok(id, `granted (${grant.stdout}${grant.stderr})`);
+      const ka = await etcdctl(edge.addr, ["lease", "keep-alive", "--once", id!]);
+      t.match(ka.stdout, new RegExp(`lease ${id} keepalived with TTL\\(\\d+\\)`), ka.stderr);
+      const ttl = await etcdctl(edge.addr, ["lease", "timetolive", id!]);
+      t.match(ttl.stdout, /remaining\(\d+s\)/, ttl.stderr);
+      await etcdctl(edge.addr, ["lease", "revoke", id!]);
+    });
+
     for (const protocol of PROTOCOLS) {
       const versions = protocol === "grpc" ? (["2"] as const) : (["2", "1.1"] as const);
       for (const httpVersion of versions) {

@@ -1,27 +1,24 @@
 /**
- * The lean path for etcd's Watch in native gRPC over HTTP/2 (etcdctl, clientv3, Kubernetes): the same
- * watch hub as the Connect handler, without connect-es's per-message stream machinery. The benchmark
- * measured 10,000 watchers of one key at ~10k deliveries/s through connect-es (p99 ~2 s for 100 puts);
- * here every batch the hub has queued for a client goes out as one write.
+ * The lean path for a bidi-streaming etcd RPC in native gRPC over HTTP/2 (etcdctl, clientv3, Kubernetes):
+ * requests decoded from the client's frames as they arrive, and every batch of responses the hub has
+ * queued for this client written as one HTTP/2 write, without connect-es's per-message stream machinery.
+ * Its users are Watch (services/watch.ts) and LeaseKeepAlive (services/lease.ts); gRPC-Web and Connect keep
+ * the connect-es handlers.
  *
- * Wire (wire.md §3): length-prefixed messages both ways, trailers at the end. A client half-close keeps the
- * watches (etcd does); a client reset ends the RPC and, through the hub, its upstream watches.
+ * Wire (wire.md §3): length-prefixed messages both ways, trailers at the end. A client half-close ends the
+ * request side only (what the hub does with it is the RPC's business: Watch keeps watching, etcd does); a
+ * client reset aborts the caller's signal, which ends the RPC and, through the hub, its upstream share.
  */
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { WatchRequestSchema, WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import type { Metrics } from "../observe/metrics.js";
 import { grpcFrame } from "../upstream/grpc-frame.js";
-import { CALLER_METADATA } from "../upstream/upstream.js";
-import type { WatchHub } from "../upstream/watch-hub.js";
+import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
-
-const PATH = "/etcdserverpb.Watch/Watch";
-const LABELS = { grpc_type: "bidi_stream", grpc_service: "etcdserverpb.Watch", grpc_method: "Watch", protocol: "grpc" } as const;
 
 /**
  * Requests decoded and not yet taken by the hub. Past HIGH the client's stream is paused (HTTP/2 flow
@@ -30,16 +27,23 @@ const LABELS = { grpc_type: "bidi_stream", grpc_service: "etcdserverpb.Watch", g
 const HIGH_WATER = 64;
 const LOW_WATER = 16;
 
-export interface GrpcWatchOptions {
-  hub: WatchHub;
+export interface GrpcBidiOptions<I extends DescMessage, O extends DescMessage> {
+  service: string;
+  method: string;
+  input: I;
+  output: O;
+  /** The RPC: the client's requests in, batches of responses out (each batch goes out as one write). */
+  serve: (caller: CallerContext, requests: AsyncIterable<MessageShape<I>>) => AsyncIterable<MessageShape<O>[]>;
   /** Largest request message (--max-send-bytes): ResourceExhausted beyond. */
   readMaxBytes: number;
   metrics: Metrics;
 }
 
-export function grpcWatch(o: GrpcWatchOptions): (req: Req, res: Res) => boolean {
+/** A handler that takes a gRPC/HTTP2 request for this one method (and says so), or leaves it (false). */
+export function grpcBidi<I extends DescMessage, O extends DescMessage>(o: GrpcBidiOptions<I, O>): (req: Req, res: Res) => boolean {
+  const path = `/${o.service}/${o.method}`;
   return (req, res) => {
-    if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== PATH || !("stream" in res)) return false;
+    if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== path || !("stream" in res)) return false;
     const contentType = req.headers["content-type"];
     if (contentType !== "application/grpc" && contentType !== "application/grpc+proto") return false;
     const encoding = req.headers["grpc-encoding"];
@@ -49,11 +53,13 @@ export function grpcWatch(o: GrpcWatchOptions): (req: Req, res: Res) => boolean 
   };
 }
 
-async function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, o: GrpcWatchOptions): Promise<void> {
+async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, o: GrpcBidiOptions<I, O>): Promise<void> {
   const stream = res.stream;
   const started = performance.now();
-  o.metrics.started.inc(LABELS);
-  o.metrics.openStreams.inc({ grpc_service: LABELS.grpc_service, grpc_method: LABELS.grpc_method, protocol: "grpc" });
+  const labels = { grpc_type: "bidi_stream", grpc_service: o.service, grpc_method: o.method, protocol: "grpc" };
+  const streamLabels = { grpc_service: o.service, grpc_method: o.method, protocol: "grpc" };
+  o.metrics.started.inc(labels);
+  o.metrics.openStreams.inc(streamLabels);
   const abort = new AbortController();
   const onClose = () => abort.abort(new ConnectError("context canceled", Code.Canceled));
   stream.once("close", onClose);
@@ -62,23 +68,23 @@ async function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
     const v = req.headers[name];
     if (typeof v === "string") header.set(name, v);
   }
-  const feed = new RequestFeed(req, o.readMaxBytes);
+  const feed = new RequestFeed(req, o.input, o.readMaxBytes);
   let failure: ConnectError | undefined;
   try {
-    const batches = o.hub.watchBatches({ requestHeader: header, signal: abort.signal, timeoutMs: () => undefined }, feed);
-    for await (const batch of batches) {
+    for await (const batch of o.serve({ requestHeader: header, signal: abort.signal, timeoutMs: () => undefined }, feed)) {
       if (stream.destroyed) break;
+      if (batch.length === 0) continue;
       if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc" });
-      if (!res.write(encode(batch))) await drained(res, abort.signal);
+      if (!res.write(encode(o.output, batch))) await drained(res, abort.signal);
     }
     if (feed.failure) failure = feed.failure;
   } catch (err) {
     failure = ConnectError.from(err);
   } finally {
     stream.off("close", onClose);
-    o.metrics.openStreams.dec({ grpc_service: LABELS.grpc_service, grpc_method: LABELS.grpc_method, protocol: "grpc" });
-    o.metrics.handled.inc({ ...LABELS, grpc_code: failure ? Code[failure.code] : abort.signal.aborted ? "Canceled" : "OK" });
-    o.metrics.handlingSeconds.observe(LABELS, (performance.now() - started) / 1000);
+    o.metrics.openStreams.dec(streamLabels);
+    o.metrics.handled.inc({ ...labels, grpc_code: failure ? Code[failure.code] : abort.signal.aborted ? "Canceled" : "OK" });
+    o.metrics.handlingSeconds.observe(labels, (performance.now() - started) / 1000);
   }
   if (stream.destroyed) return;
   const status = { "grpc-status": String(failure?.code ?? 0), ...(failure ? { "grpc-message": encodeURIComponent(failure.rawMessage) } : {}) };
@@ -90,12 +96,9 @@ async function serve(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
   res.end();
 }
 
-function encode(batch: WatchResponse[]): Buffer {
-  const frames: Buffer[] = [];
-  for (const r of batch) {
-    frames.push(grpcFrame(toBinary(WatchResponseSchema, r)));
-  }
-  return frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+function encode<O extends DescMessage>(schema: O, batch: MessageShape<O>[]): Buffer {
+  if (batch.length === 1) return grpcFrame(toBinary(schema, batch[0]!));
+  return Buffer.concat(batch.map((m) => grpcFrame(toBinary(schema, m))));
 }
 
 function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<void> {
@@ -110,15 +113,15 @@ function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<v
   });
 }
 
-/** The client's WatchRequests, decoded from its gRPC frames as they arrive; ends on its half-close. */
-class RequestFeed implements AsyncIterable<WatchRequest> {
-  private readonly items: WatchRequest[] = [];
+/** The client's requests, decoded from its gRPC frames as they arrive; ends on its half-close. */
+class RequestFeed<I extends DescMessage> implements AsyncIterable<MessageShape<I>> {
+  private readonly items: MessageShape<I>[] = [];
   private pending: Buffer = Buffer.alloc(0);
   private ended = false;
   private wake: (() => void) | undefined;
   failure: ConnectError | undefined;
 
-  constructor(private readonly source: http2.Http2ServerRequest, private readonly readMaxBytes: number) {
+  constructor(private readonly source: http2.Http2ServerRequest, private readonly schema: I, private readonly readMaxBytes: number) {
     source.on("data", (chunk: Buffer) => this.take(chunk));
     source.on("end", () => this.finish());
     source.on("error", () => this.finish());
@@ -133,7 +136,7 @@ class RequestFeed implements AsyncIterable<WatchRequest> {
       if (this.pending[0] !== 0) return this.fail(new ConnectError("parse binary: compressed message without grpc-encoding", Code.InvalidArgument));
       if (this.pending.length < 5 + length) break;
       try {
-        this.items.push(fromBinary(WatchRequestSchema, this.pending.subarray(5, 5 + length), { readUnknownFields: true }));
+        this.items.push(fromBinary(this.schema, this.pending.subarray(5, 5 + length), { readUnknownFields: true }));
       } catch (err) {
         return this.fail(new ConnectError(`parse binary: ${(err as Error).message}`, Code.InvalidArgument));
       }
@@ -153,7 +156,7 @@ class RequestFeed implements AsyncIterable<WatchRequest> {
     this.wake?.();
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<WatchRequest> {
+  [Symbol.asyncIterator](): AsyncIterator<MessageShape<I>> {
     return {
       next: async () => {
         for (;;) {
