@@ -12,7 +12,7 @@ import { loadUiBundle } from "./http/ui.js";
 import { withCors } from "./listener/cors.js";
 import { listen, type Listener, type RequestHandler } from "./listener/server.js";
 import { route } from "./listener/route.js";
-import { grpcUnary, unaryMethods } from "./listener/grpc-unary.js";
+import { leanUnary, unaryMethods } from "./listener/unary.js";
 import { metricsInterceptor } from "./observe/interceptor.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
@@ -93,7 +93,7 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   const uiBundle = o.ui ? await loadUiBundle() : undefined;
   const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, maxSendBytes: o.maxSendBytes } });
   // Native gRPC over HTTP/2 for unary RPCs and Watch skips connect-es's generic machinery (measured hot paths).
-  const unary = grpcUnary({ methods: unaryMethods(etcdRoutes, ETCD_SERVICES), readMaxBytes: o.maxSendBytes, metrics });
+  const unary = leanUnary({ methods: unaryMethods(etcdRoutes, ETCD_SERVICES), readMaxBytes: o.maxSendBytes, metrics });
   const watch = leanWatch(watches, o.maxSendBytes, metrics);
   const keepAlive = leanLeaseKeepAlive(leases, o.maxSendBytes, metrics);
   const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res) || keepAlive(req, res);

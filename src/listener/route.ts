@@ -1,6 +1,6 @@
 /**
- * Which handler a request goes to. Unary gRPC over HTTP/2 takes the lean path (grpc-unary.ts); other
- * paths of our RPCs go to the Connect handlers (gRPC, gRPC-Web and Connect from one set). A request that speaks an RPC protocol but names no RPC we serve gets
+ * Which handler a request goes to. Unary calls and the Watch and LeaseKeepAlive streams of native gRPC take
+ * the lean paths (unary.ts, grpc-bidi.ts); everything else of our RPCs goes to the Connect handlers (gRPC, gRPC-Web and Connect from one set). A request that speaks an RPC protocol but names no RPC we serve gets
  * Unimplemented in its own protocol; everything else is the Hono app's (health, metrics, 404).
  */
 import type * as http from "node:http";
@@ -11,7 +11,7 @@ type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
 /**
- * `lean` may take a request first (grpc-unary.ts: unary gRPC over HTTP/2) and says whether it did; the
+ * `lean` may take a request first (unary.ts, grpc-bidi.ts) and says whether it did; the
  * rest goes to the Connect handlers, then to the app.
  */
 export function route(rpc: (fallback: RequestHandler) => RequestHandler, app: RequestHandler, lean?: (req: Req, res: Res) => boolean): RequestHandler {

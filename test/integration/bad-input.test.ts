@@ -177,22 +177,23 @@ t.test("with etcd stopped, a Range with a 2 s deadline fails Unavailable or Dead
 t.test("with etcd frozen (SIGSTOP), a Range with a 2 s deadline fails DeadlineExceeded and the proxy recovers", async (t) => {
   const frozen = await startEtcd(t);
   const edge2 = await startEdge(t, [`--endpoints=${frozen.endpoint}`]);
-  const kv = (p: (typeof PROTOCOLS)[number]) => clientFor(KV, p, edge2.url);
+  const kv = (p: (typeof PROTOCOLS)[number], httpVersion: "2" | "1.1" = "2") => clientFor(KV, p, edge2.url, httpVersion);
   t.ok((await kv("grpc").range({ key: enc("k") })).header, "works while etcd runs");
   // The connection stays open and nothing answers: only the caller's deadline can end the call.
   frozen.process.kill("SIGSTOP");
   t.teardown(() => { frozen.process.kill("SIGCONT"); });
-  const calls = PROTOCOLS.map(async (protocol) => {
+  const variants = PROTOCOLS.flatMap((protocol) => (protocol === "grpc" ? ["2" as const] : ["2" as const, "1.1" as const]).map((httpVersion) => ({ protocol, httpVersion })));
+  const calls = variants.map(async ({ protocol, httpVersion }) => {
     const started = Date.now();
-    const err = await rejection(kv(protocol).range({ key: enc("k") }, { timeoutMs: 2000 }));
-    return { protocol, err, took: Date.now() - started };
+    const err = await rejection(kv(protocol, httpVersion).range({ key: enc("k") }, { timeoutMs: 2000 }));
+    return { name: `${protocol} over HTTP/${httpVersion}`, err, took: Date.now() - started };
   });
-  for (const { protocol, err, took } of await Promise.all(calls)) {
-    t.ok(err.code === Code.DeadlineExceeded || err.code === Code.Unavailable, `${protocol}: ${Code[err.code]} ${err.rawMessage}`);
-    t.ok(took < 10_000, `${protocol}: the call ended (after ${took} ms)`);
+  for (const { name, err, took } of await Promise.all(calls)) {
+    t.ok(err.code === Code.DeadlineExceeded || err.code === Code.Unavailable, `${name}: ${Code[err.code]} ${err.rawMessage}`);
+    t.ok(took < 10_000, `${name}: the call ended (after ${took} ms)`);
   }
   // The proxy ended its side too (deadline or cancel reached its handler), while etcd is still frozen.
-  await waitFor("4 failed Ranges counted by the proxy", async () => (await failedRanges(edge2.url)) >= 4);
+  await waitFor(`${variants.length} failed Ranges counted by the proxy`, async () => (await failedRanges(edge2.url)) >= variants.length);
   t.pass("the proxy's handlers ended while etcd was still frozen");
   frozen.process.kill("SIGCONT");
   await waitFor("the proxy answers again after etcd resumes", async () => Boolean((await kv("grpc").range({ key: enc("k") }, { timeoutMs: 2000 })).header));
