@@ -12,13 +12,14 @@ import { loadUiBundle } from "./http/ui.js";
 import { withCors } from "./listener/cors.js";
 import { listen, type Listener, type RequestHandler } from "./listener/server.js";
 import { route } from "./listener/route.js";
-import { leanUnary, unaryMethods } from "./listener/unary.js";
+import { leanUnary } from "./listener/unary.js";
 import { metricsInterceptor } from "./observe/interceptor.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
 import { undecodableIsInvalidArgument } from "./services/decode-errors.js";
 import { leanLeaseKeepAlive } from "./services/lease.js";
 import { ETCD_SERVICES, routes } from "./services/routes.js";
+import { unaryMethods } from "./services/unary-methods.js";
 import { leanWatch } from "./services/watch.js";
 import { CoalescedKv } from "./upstream/coalesced-kv.js";
 import { LeaseHub } from "./upstream/lease-hub.js";
@@ -91,9 +92,11 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   }) as RequestHandler;
   // --ui: the bundle is read before listening, so a missing build fails the start, not the first visit.
   const uiBundle = o.ui ? await loadUiBundle() : undefined;
-  const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, maxSendBytes: o.maxSendBytes } });
-  // Native gRPC over HTTP/2 for unary RPCs and Watch skips connect-es's generic machinery (measured hot paths).
-  const unary = leanUnary({ methods: unaryMethods(etcdRoutes, ETCD_SERVICES), readMaxBytes: o.maxSendBytes, metrics });
+  // Unary calls in every protocol, and native gRPC's Watch and LeaseKeepAlive, skip connect-es's generic
+  // machinery (measured hot paths); so do the JSON gateway's unary calls.
+  const unaryImpls = unaryMethods(etcdRoutes, ETCD_SERVICES);
+  const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, unary: unaryImpls, maxSendBytes: o.maxSendBytes } });
+  const unary = leanUnary({ methods: unaryImpls, readMaxBytes: o.maxSendBytes, metrics });
   const watch = leanWatch(watches, o.maxSendBytes, metrics);
   const keepAlive = leanLeaseKeepAlive(leases, o.maxSendBytes, metrics);
   const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res) || keepAlive(req, res);

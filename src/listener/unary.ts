@@ -10,58 +10,17 @@
  * What each protocol puts on the wire is in unary-wire.ts. A deadline (grpc-timeout, connect-timeout-ms)
  * is honoured and a client that goes away (RST_STREAM, a closed HTTP/1.1 connection) cancels the call.
  */
-import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { Message } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Metrics } from "../observe/metrics.js";
+import type { UnaryMethod } from "../services/unary-methods.js";
 import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
 import { wireOf, type UnaryWire, type WireProtocol } from "./unary-wire.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
-type UnaryImpl = (req: Message, ctx: CallerContext) => Promise<Message>;
-
-interface UnaryMethod {
-  method: DescMethod;
-  input: DescMessage;
-  output: DescMessage;
-  impl: UnaryImpl;
-  labels: { grpc_type: "unary"; grpc_service: string; grpc_method: string };
-}
-
-/**
- * The unary methods of `services` that `routes` registers, by request path. Services are asked for by
- * name: their implementations must need nothing of the call context but what CallerContext has.
- */
-export function unaryMethods(routes: (router: ConnectRouter) => void, services: readonly DescService[]): Map<string, UnaryMethod> {
-  const wanted = new Set(services.map((s) => s.typeName));
-  const methods = new Map<string, UnaryMethod>();
-  const recorder = {
-    handlers: [],
-    service(service: DescService, impl: Record<string, unknown>) {
-      if (!wanted.has(service.typeName)) return recorder;
-      for (const method of service.methods) {
-        const fn = impl[method.localName];
-        if (method.methodKind !== "unary" || typeof fn !== "function") continue;
-        methods.set(`/${service.typeName}/${method.name}`, {
-          method,
-          input: method.input,
-          output: method.output,
-          impl: fn.bind(impl) as UnaryImpl,
-          labels: { grpc_type: "unary", grpc_service: service.typeName, grpc_method: method.name },
-        });
-      }
-      return recorder;
-    },
-    rpc() {
-      return recorder;
-    },
-  };
-  routes(recorder as unknown as ConnectRouter);
-  return methods;
-}
-
 export interface UnaryOptions {
   methods: Map<string, UnaryMethod>;
   /** Largest request message accepted (--max-send-bytes); ResourceExhausted beyond, as connect-es says it. */

@@ -5,11 +5,12 @@
  */
 import type { DescMethod, DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { Hono } from "hono";
+import type { UnaryMethod } from "../../services/unary-methods.js";
 import { authPaths } from "./auth.js";
 import { jsonLimitFor } from "./body.js";
 import { clusterPaths } from "./cluster.js";
 import { electionPaths } from "./election.js";
-import { inProcessTransport, type Routes } from "./in-process.js";
+import { directUnary, inProcessTransport, transportUnary, type Routes } from "./in-process.js";
 import { kvPaths } from "./kv.js";
 import { leasePaths } from "./lease.js";
 import { lockPaths } from "./lock.js";
@@ -29,6 +30,8 @@ export interface GatewayPath {
 export interface GatewayOptions {
   /** The routes function the RPC listener serves (see in-process.ts sharedRoutes). */
   routes: Routes;
+  /** The unary implementations of those routes by request path (services/unary-methods.ts): called directly. */
+  unary: ReadonlyMap<string, UnaryMethod>;
   /** --max-send-bytes: the largest request message, as for gRPC clients; JSON bodies get twice that. */
   maxSendBytes: number;
 }
@@ -52,9 +55,14 @@ export function gatewayRoutes(o: GatewayOptions): Hono {
   const app = new Hono();
   for (const { path, method } of GATEWAY_PATHS) {
     // DescMethod does not narrow on methodKind; etcd has no client-streaming RPC, so the rest stream.
-    const call = method.methodKind === "unary"
-      ? unaryCall(method as DescMethodUnary, transport, maxJsonBytes)
-      : streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
+    let call;
+    if (method.methodKind === "unary") {
+      const direct = o.unary.get(`/${method.parent.typeName}/${method.name}`);
+      const unary = method as DescMethodUnary;
+      call = unaryCall(unary, direct ? directUnary(direct, o.maxSendBytes) : transportUnary(unary, transport), maxJsonBytes);
+    } else {
+      call = streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
+    }
     for (const prefix of PREFIXES) {
       app.post(prefix + path, (c) => call(c.req.raw));
       app.options(prefix + path, optionsOk);
