@@ -12,7 +12,7 @@ import { loadUiBundle } from "./http/ui.js";
 import { withCors } from "./listener/cors.js";
 import { listen, type Listener, type RequestHandler } from "./listener/server.js";
 import { route } from "./listener/route.js";
-import { leanUnary } from "./listener/unary.js";
+import { leanGrpcStream, leanUnary } from "./listener/unary.js";
 import { metricsInterceptor } from "./observe/interceptor.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
@@ -96,12 +96,13 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   // machinery (measured hot paths); so do the JSON gateway's unary calls.
   const unaryImpls = unaryMethods(etcdRoutes, ETCD_SERVICES);
   const app = createApp(upstream, metrics, { uiBundle, gateway: { routes: etcdRoutes, unary: unaryImpls, maxSendBytes: o.maxSendBytes } });
-  const unary = leanUnary({ methods: unaryImpls, readMaxBytes: o.maxSendBytes, metrics });
+  const unaryOptions = { methods: unaryImpls, readMaxBytes: o.maxSendBytes, metrics };
+  const unary = leanUnary(unaryOptions);
   const watch = leanWatch(watches, o.maxSendBytes, metrics);
   const keepAlive = leanLeaseKeepAlive(leases, o.maxSendBytes, metrics);
   const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res) || keepAlive(req, res);
   const handler = withCors(o.corsAllowedOrigins, route(rpc, getRequestListener(app.fetch) as RequestHandler, lean));
-  const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, log });
+  const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams: leanGrpcStream(unaryOptions), log });
   return {
     listener,
     upstream,

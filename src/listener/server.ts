@@ -7,7 +7,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { ListenerTls } from "../config/tls-files.js";
-import { runtime, type Http1Handoff } from "../runtime/runtime.js";
+import { runtime, type Http1Handoff, type StreamTaker } from "../runtime/runtime.js";
 import { sniffProtocol } from "./sniff.js";
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
@@ -18,6 +18,11 @@ export interface ListenerOptions {
   tls: ListenerTls | undefined;
   maxConcurrentStreams: number;
   handler: RequestHandler;
+  /**
+   * Sees each HTTP/2 stream first, on runtimes where that is possible (runtime.ts streamsFirst), and says
+   * whether it took it; streams it leaves go to `handler` as requests.
+   */
+  streams?: StreamTaker | undefined;
   log: (msg: string) => void;
 }
 
@@ -59,6 +64,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
       rejectUnauthorized: o.tls.requireClientCert,
     });
     secure.on("request", o.handler);
+    if (o.streams) runtime.streamsFirst(secure, o.streams);
     secure.on("sessionError", () => {});
     secure.on("tlsClientError", (err) => { if (o.tls?.requireClientCert) o.log(`etcd-edge: TLS handshake refused: ${err.message}`); });
     secure.setTimeout(0);
@@ -66,6 +72,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
   } else {
     const h2 = http2.createServer(h2Options);
     h2.on("request", o.handler);
+    if (o.streams) runtime.streamsFirst(h2, o.streams);
     h2.on("sessionError", () => {});
     h2.setTimeout(0);
     // Long-lived responses (server streams over HTTP/1.1, JSON gateway watches) must not be cut by Node's

@@ -7,15 +7,15 @@
  * Only the identity encoding and binary gRPC/gRPC-Web are here; compressed bodies, gRPC-Web text and
  * JSON, and Connect GET requests stay with the Connect handlers (wire.md: rarely used, never hot).
  */
-import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, toJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType as parseConnectType, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as parseGrpcWebType, setTrailerStatus, trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { grpcFrame } from "../upstream/grpc-frame.js";
+import { binaryOf } from "../upstream/shared-replies.js";
 
-type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
 export type WireProtocol = "grpc" | "grpc-web" | "connect";
@@ -25,7 +25,7 @@ export interface UnaryWire {
   /** Bytes of framing around the one message (the 5-byte gRPC prefix); the size limit adds this. */
   framing: number;
   /** The call's deadline in ms from now, undefined for none; a ConnectError for a malformed header. */
-  timeoutMs(req: Req): number | undefined | ConnectError;
+  timeoutMs(headers: http.IncomingHttpHeaders): number | undefined | ConnectError;
   /** The request message from the whole body; a ConnectError (InvalidArgument) when it is not one. */
   parse(input: DescMessage, body: Buffer): Message;
   ok(res: Res, output: DescMessage, message: Message): void;
@@ -33,22 +33,22 @@ export interface UnaryWire {
 }
 
 /** The wire of a request this path serves, or undefined (the Connect handlers take it). */
-export function wireOf(req: Req): UnaryWire | undefined {
-  if (req.method !== "POST") return undefined;
-  const contentType = req.headers["content-type"];
+export function wireOf(method: string | undefined, httpVersionMajor: number, headers: http.IncomingHttpHeaders): UnaryWire | undefined {
+  if (method !== "POST") return undefined;
+  const contentType = headers["content-type"];
   if (contentType === undefined) return undefined;
   if (contentType === "application/grpc" || contentType === "application/grpc+proto") {
     // Native gRPC needs HTTP/2 trailers; over HTTP/1.1 the Connect handlers give the proper refusal.
-    if (req.httpVersionMajor !== 2 || !identity(req.headers["grpc-encoding"])) return undefined;
+    if (httpVersionMajor !== 2 || !identity(headers["grpc-encoding"])) return undefined;
     return GRPC;
   }
   if (contentType.startsWith("application/grpc-web")) {
     const type = parseGrpcWebType(contentType);
-    if (!type || type.text || !type.binary || !identity(req.headers["grpc-encoding"])) return undefined;
+    if (!type || type.text || !type.binary || !identity(headers["grpc-encoding"])) return undefined;
     return GRPC_WEB;
   }
   const type = parseConnectType(contentType);
-  if (!type || type.stream || !identity(req.headers["content-encoding"])) return undefined;
+  if (!type || type.stream || !identity(headers["content-encoding"])) return undefined;
   return type.binary ? CONNECT_PROTO : CONNECT_JSON;
 }
 
@@ -59,13 +59,13 @@ function identity(encoding: string | string[] | undefined): boolean {
 const GRPC: UnaryWire = {
   protocol: "grpc",
   framing: 5,
-  timeoutMs: (req) => grpcTimeout(req.headers["grpc-timeout"]),
+  timeoutMs: (headers) => grpcTimeout(headers["grpc-timeout"]),
   parse: (input, body) => parseBinary(input, unwrap(body)),
   ok(res, output, message) {
     // Through the compat response: it owns the stream's wantTrailers handler and sends these trailers.
     res.writeHead(200, { "content-type": "application/grpc" });
     (res as http2.Http2ServerResponse).addTrailers({ "grpc-status": "0" });
-    res.end(grpcFrame(toBinary(output, message)));
+    res.end(grpcFrame(binaryOf(output, message)));
   },
   error(res, err) {
     // Trailers-only: the status in the one HEADERS frame, with END_STREAM. stream.respond bypasses the
@@ -88,10 +88,10 @@ const GRPC_WEB_OK_TRAILER = webTrailer(undefined);
 const GRPC_WEB: UnaryWire = {
   protocol: "grpc-web",
   framing: 5,
-  timeoutMs: (req) => grpcTimeout(req.headers["grpc-timeout"]),
+  timeoutMs: (headers) => grpcTimeout(headers["grpc-timeout"]),
   parse: (input, body) => parseBinary(input, unwrap(body)),
   ok(res, output, message) {
-    const frame = grpcFrame(toBinary(output, message));
+    const frame = grpcFrame(binaryOf(output, message));
     res.writeHead(200, { "content-type": GRPC_WEB_TYPE, "content-length": frame.length + GRPC_WEB_OK_TRAILER.length });
     res.end(Buffer.concat([frame, GRPC_WEB_OK_TRAILER], frame.length + GRPC_WEB_OK_TRAILER.length));
   },
@@ -123,8 +123,8 @@ function connectWire(binary: boolean): UnaryWire {
   return {
     protocol: "connect",
     framing: 0,
-    timeoutMs(req) {
-      const t = parseConnectTimeout(headerValue(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+    timeoutMs(headers) {
+      const t = parseConnectTimeout(headerValue(headers, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
       return t.error ?? t.timeoutMs;
     },
     parse(input, body) {
@@ -136,7 +136,7 @@ function connectWire(binary: boolean): UnaryWire {
       }
     },
     ok(res, output, message) {
-      const body = binary ? asBuffer(toBinary(output, message)) : Buffer.from(toJsonString(output, message));
+      const body = binary ? asBuffer(binaryOf(output, message)) : Buffer.from(toJsonString(output, message));
       res.writeHead(200, { "content-type": contentType, "content-length": body.length });
       res.end(body);
     },
@@ -182,7 +182,7 @@ function grpcTimeout(value: string | string[] | undefined): number | undefined {
   return Math.max(1, Math.ceil(n * ms));
 }
 
-function headerValue(req: Req, name: string): string | null {
-  const v = req.headers[name];
+function headerValue(headers: http.IncomingHttpHeaders, name: string): string | null {
+  const v = headers[name];
   return typeof v === "string" ? v : null;
 }

@@ -17,10 +17,13 @@ import type * as http2 from "node:http2";
 import type { Metrics } from "../observe/metrics.js";
 import type { UnaryMethod } from "../services/unary-methods.js";
 import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
+import { grpcFrame } from "../upstream/grpc-frame.js";
+import { binaryOf } from "../upstream/shared-replies.js";
 import { wireOf, type UnaryWire, type WireProtocol } from "./unary-wire.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
+
 export interface UnaryOptions {
   methods: Map<string, UnaryMethod>;
   /** Largest request message accepted (--max-send-bytes); ResourceExhausted beyond, as connect-es says it. */
@@ -28,40 +31,89 @@ export interface UnaryOptions {
   metrics: Metrics;
 }
 
+/**
+ * One call's two ends, whichever objects carry them: the compat request/response of node:http and
+ * node:http2, or a bare HTTP/2 stream (leanGrpcStream).
+ */
+interface Exchange {
+  headers: http.IncomingHttpHeaders;
+  /** The request body: 'data' chunks, then 'end'. */
+  body: NodeJS.EventEmitter;
+  /** Emits 'close' when the client has gone (or the exchange is over). */
+  closing: NodeJS.EventEmitter;
+  gone(): boolean;
+  answered(): boolean;
+  ok(output: UnaryMethod["output"], message: Message): void;
+  error(err: ConnectError): void;
+}
+
 /** Returns a handler that serves the request and says true, or says false and leaves it alone. */
 export function leanUnary(o: UnaryOptions): (req: Req, res: Res) => boolean {
   return (req, res) => {
     const m = o.methods.get(req.url ?? "");
     if (!m) return false;
-    const wire = wireOf(req);
+    const wire = wireOf(req.method, req.httpVersionMajor, req.headers);
     if (!wire) return false;
-    serve(req, res, m, wire, o);
+    serve({
+      headers: req.headers,
+      body: req,
+      // HTTP/2: the stream closes (RST_STREAM); HTTP/1.1: the response closes before it was written.
+      closing: "stream" in res ? res.stream : res,
+      gone: () => ("stream" in res ? res.stream.destroyed : res.destroyed),
+      answered: () => res.headersSent,
+      ok: (output, message) => wire.ok(res, output, message),
+      error: (err) => wire.error(res, err),
+    }, m, wire, o);
     return true;
   };
 }
 
-function serve(req: Req, res: Res, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions): void {
+/**
+ * The same for a bare HTTP/2 stream, before node:http2's compat layer has built a request and a response
+ * for it (runtime.ts streamsFirst): native gRPC only, the traffic of etcd's own clients. Requests from a
+ * browser (an Origin header: CORS headers are the compat path's) and every other protocol say false.
+ */
+export function leanGrpcStream(o: UnaryOptions): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean {
+  return (stream, headers) => {
+    const path = headers[":path"];
+    const m = path === undefined ? undefined : o.methods.get(path);
+    if (!m || headers.origin !== undefined) return false;
+    const wire = wireOf(headers[":method"], 2, headers);
+    if (wire?.protocol !== "grpc") return false;
+    stream.on("error", () => {});
+    serve({
+      headers,
+      body: stream,
+      closing: stream,
+      gone: () => stream.destroyed,
+      answered: () => stream.headersSent,
+      ok: (output, message) => rawGrpcOk(stream, output, message),
+      error: (err) => rawGrpcError(stream, err),
+    }, m, wire, o);
+    return true;
+  };
+}
+
+function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions): void {
   const series = seriesOf(m, wire.protocol, o.metrics);
   const started = performance.now();
   series.started.inc();
   // Made on first use: a cache hit never looks at the signal, and an AbortController per call is not free.
   let abort: AbortController | undefined;
   let finished = false;
-  const timeout = wire.timeoutMs(req);
+  const timeout = wire.timeoutMs(x.headers);
   const timeoutMs = typeof timeout === "number" ? timeout : undefined;
   const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => fail(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
   // A client that goes away cancels the call; an explicit reason avoids building a DOMException.
-  // HTTP/2: the stream closes (RST_STREAM); HTTP/1.1: the response closes before it was written.
-  const closing = "stream" in res ? res.stream : res;
   const onClose = () => {
     if (!finished) fail(new ConnectError("context canceled", Code.Canceled), false);
   };
-  closing.once("close", onClose);
+  x.closing.once("close", onClose);
 
   const header = new Headers();
   for (const name of CALLER_METADATA) {
-    const v = req.headers[name];
+    const v = x.headers[name];
     if (typeof v === "string") header.set(name, v);
   }
   const ctx: CallerContext = {
@@ -77,7 +129,7 @@ function serve(req: Req, res: Res, m: UnaryMethod, wire: UnaryWire, o: UnaryOpti
   const chunks: Buffer[] = [];
   let size = 0;
   const limit = o.readMaxBytes + wire.framing;
-  req.on("data", (chunk: Buffer) => {
+  x.body.on("data", (chunk: Buffer) => {
     if (finished) return;
     size += chunk.length;
     if (size > limit) {
@@ -86,12 +138,12 @@ function serve(req: Req, res: Res, m: UnaryMethod, wire: UnaryWire, o: UnaryOpti
     }
     chunks.push(chunk);
   });
-  req.on("end", () => {
+  x.body.on("end", () => {
     if (finished) return;
     if (timeout instanceof ConnectError) return fail(timeout);
     let input: Message;
     try {
-      input = wire.parse(m.input, Buffer.concat(chunks, size));
+      input = wire.parse(m.input, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     } catch (err) {
       fail(ConnectError.from(err, Code.InvalidArgument));
       return;
@@ -102,18 +154,14 @@ function serve(req: Req, res: Res, m: UnaryMethod, wire: UnaryWire, o: UnaryOpti
   function cleanup(): void {
     finished = true;
     clearTimeout(timer);
-    closing.off("close", onClose);
-  }
-
-  function gone(): boolean {
-    return "stream" in res ? res.stream.destroyed : res.destroyed;
+    x.closing.off("close", onClose);
   }
 
   function succeed(output: Message): void {
     if (finished) return;
     cleanup();
-    if (gone()) return;
-    wire.ok(res, m.output, output);
+    if (x.gone()) return;
+    x.ok(m.output, output);
     series.seconds.observe((performance.now() - started) / 1000);
     series.ok.inc();
   }
@@ -124,9 +172,23 @@ function serve(req: Req, res: Res, m: UnaryMethod, wire: UnaryWire, o: UnaryOpti
     abort?.abort(err);
     series.seconds.observe((performance.now() - started) / 1000);
     o.metrics.handled.inc({ ...m.labels, protocol: wire.protocol, grpc_code: Code[err.code] });
-    if (!answer || gone() || res.headersSent) return;
-    wire.error(res, err);
+    if (!answer || x.gone() || x.answered()) return;
+    x.error(err);
   }
+}
+
+const RAW_OK_HEADERS = { ":status": 200, "content-type": "application/grpc" };
+const RAW_OK_TRAILERS = { "grpc-status": "0" };
+
+function rawGrpcOk(stream: http2.ServerHttp2Stream, output: UnaryMethod["output"], message: Message): void {
+  stream.respond(RAW_OK_HEADERS, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(RAW_OK_TRAILERS));
+  stream.end(grpcFrame(binaryOf(output, message)));
+}
+
+/** Trailers-only: the status in the one HEADERS frame, with END_STREAM. */
+function rawGrpcError(stream: http2.ServerHttp2Stream, err: ConnectError): void {
+  stream.respond({ ...RAW_OK_HEADERS, "grpc-status": String(err.code), "grpc-message": encodeURIComponent(err.rawMessage) }, { endStream: true });
 }
 
 /**

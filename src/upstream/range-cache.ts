@@ -14,6 +14,7 @@
  */
 import type { RangeResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { ALL_KEYS, KeyRanges, overlaps, type KeyInterval } from "./key-ranges.js";
+import { shareReply } from "./shared-replies.js";
 
 export interface RangeCacheLimits {
   /**
@@ -46,7 +47,8 @@ export interface CacheTicket {
 
 interface Entry {
   readonly iv: KeyInterval | undefined;
-  readonly response: RangeResponse;
+  /** Shared with every caller that hits it (shared-replies.ts): never changed, replaced when it must. */
+  response: RangeResponse;
   readonly bytes: number;
 }
 
@@ -116,8 +118,12 @@ export class RangeCache {
     this.entries.delete(key);
     this.entries.set(key, e);
     const header = e.response.header;
-    if (!header || header.revision >= this.validThrough) return e.response;
-    return { ...e.response, header: { ...header, revision: this.validThrough } };
+    if (header && header.revision < this.validThrough) {
+      // A new object, kept for the hits that follow until the watch moves on again.
+      e.response = { ...e.response, header: { ...header, revision: this.validThrough } };
+      shareReply(e.response);
+    }
+    return e.response;
   }
 
   /** Stores an answer if rules 2 and 3 allow it; false when it was refused or does not fit. */
@@ -134,6 +140,7 @@ export class RangeCache {
       if (oldest.done) break;
       this.drop(oldest.value);
     }
+    shareReply(response);
     this.entries.set(key, { iv, response, bytes });
     if (iv) this.index.add(iv, key);
     this.bytes += bytes;

@@ -1,10 +1,14 @@
-/** The range cache's rules: LRU bounds, invalidation by interval, and no stale value stored after an invalidation. */
-import { create } from "@bufbuild/protobuf";
+/**
+ * The range cache's rules: LRU bounds, invalidation by interval, no stale value stored after an
+ * invalidation, and shared replies (encoded once) that are never changed.
+ */
+import { create, fromBinary } from "@bufbuild/protobuf";
 import t from "tap";
 import { RangeResponseSchema, type RangeResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.js";
 import { ALL_KEYS, intervalOf, pointOf } from "../../src/upstream/key-ranges.js";
 import { RangeCache } from "../../src/upstream/range-cache.js";
+import { binaryOf } from "../../src/upstream/shared-replies.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const NUL = new Uint8Array([0]);
@@ -138,4 +142,27 @@ t.test("hits report the revision the watch has reached; hit and miss counters", 
   c.get("missing");
   t.equal(c.hits, 1);
   t.equal(c.misses, 1);
+});
+
+t.test("a hit's encoding is made once, and a raised revision is a new reply with its own encoding", async (t) => {
+  const c = live(10n);
+  c.store("k", pointOf(enc("k")), answer(10n, "k", "v"), c.ticket());
+  const first = c.get("k")!;
+  const bytes = binaryOf(RangeResponseSchema, first);
+  t.equal(c.get("k"), first, "the same reply for every hit while the watch stays put");
+  t.equal(binaryOf(RangeResponseSchema, c.get("k")!), bytes, "encoded once");
+  c.advance(42n);
+  const raised = c.get("k")!;
+  t.not(raised, first, "a new reply for the raised revision");
+  t.equal(first.header?.revision, 10n, "the shared one is never changed");
+  t.equal(fromBinary(RangeResponseSchema, binaryOf(RangeResponseSchema, raised)).header?.revision, 42n, "its encoding says 42");
+  t.equal(c.get("k"), raised, "and it is kept for the hits that follow");
+});
+
+t.test("a reply that is not shared is encoded afresh every time", async (t) => {
+  const r = answer(1n, "k", "v");
+  const once = binaryOf(RangeResponseSchema, r);
+  r.count = 7n;
+  t.equal(fromBinary(RangeResponseSchema, binaryOf(RangeResponseSchema, r)).count, 7n);
+  t.not(binaryOf(RangeResponseSchema, r), once);
 });
