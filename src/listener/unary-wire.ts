@@ -63,24 +63,39 @@ const GRPC: UnaryWire = {
   parse: (input, body) => parseBinary(input, unwrap(body)),
   ok(res, output, message) {
     // Through the compat response: it owns the stream's wantTrailers handler and sends these trailers.
-    res.writeHead(200, { "content-type": "application/grpc" });
-    (res as http2.Http2ServerResponse).addTrailers({ "grpc-status": "0" });
+    res.writeHead(200, GRPC_CONTENT_TYPE);
+    (res as http2.Http2ServerResponse).addTrailers(GRPC_OK_TRAILERS);
     res.end(grpcFrame(binaryOf(output, message)));
   },
   error(res, err) {
-    // Trailers-only: the status in the one HEADERS frame, with END_STREAM. stream.respond bypasses the
-    // compat layer, so what was set with setHeader (CORS, cors.ts) is carried over by hand.
+    // stream.respond bypasses the compat layer, so what was set with setHeader (CORS, cors.ts) is carried
+    // over by hand.
     const stream = (res as http2.Http2ServerResponse).stream;
-    if (stream.destroyed || stream.headersSent) return;
-    stream.respond({
-      ":status": 200,
-      "content-type": "application/grpc",
-      ...res.getHeaders(),
-      "grpc-status": String(err.code),
-      "grpc-message": encodeURIComponent(err.rawMessage),
-    }, { endStream: true });
+    if (!stream.destroyed && !stream.headersSent) grpcStreamError(stream, err, res.getHeaders());
   },
 };
+
+const GRPC_CONTENT_TYPE = { "content-type": "application/grpc" } as const;
+/** For stream.respond, which takes the pseudo-header too (compat writeHead must not get it). */
+const GRPC_HEADERS = { ":status": 200, ...GRPC_CONTENT_TYPE } as const;
+const GRPC_OK_TRAILERS = { "grpc-status": "0" } as const;
+
+/** Native gRPC's answer on a bare HTTP/2 stream (listener/unary.ts leanGrpcStream). */
+export function grpcStreamOk(stream: http2.ServerHttp2Stream, output: DescMessage, message: Message): void {
+  stream.respond(GRPC_HEADERS, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(GRPC_OK_TRAILERS));
+  stream.end(grpcFrame(binaryOf(output, message)));
+}
+
+/** Trailers-only: the status in the one HEADERS frame, with END_STREAM. */
+export function grpcStreamError(stream: http2.ServerHttp2Stream, err: ConnectError, extra: http2.OutgoingHttpHeaders = {}): void {
+  stream.respond({
+    ...GRPC_HEADERS,
+    ...extra,
+    "grpc-status": String(err.code),
+    "grpc-message": encodeURIComponent(err.rawMessage),
+  }, { endStream: true });
+}
 
 const GRPC_WEB_TYPE = "application/grpc-web+proto";
 const GRPC_WEB_OK_TRAILER = webTrailer(undefined);

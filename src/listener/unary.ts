@@ -17,9 +17,7 @@ import type * as http2 from "node:http2";
 import type { Metrics } from "../observe/metrics.js";
 import type { UnaryMethod } from "../services/unary-methods.js";
 import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
-import { grpcFrame } from "../upstream/grpc-frame.js";
-import { binaryOf } from "../upstream/shared-replies.js";
-import { wireOf, type UnaryWire, type WireProtocol } from "./unary-wire.js";
+import { grpcStreamError, grpcStreamOk, wireOf, type UnaryWire, type WireProtocol } from "./unary-wire.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -87,8 +85,8 @@ export function leanGrpcStream(o: UnaryOptions): (stream: http2.ServerHttp2Strea
       closing: stream,
       gone: () => stream.destroyed,
       answered: () => stream.headersSent,
-      ok: (output, message) => rawGrpcOk(stream, output, message),
-      error: (err) => rawGrpcError(stream, err),
+      ok: (output, message) => grpcStreamOk(stream, output, message),
+      error: (err) => grpcStreamError(stream, err),
     }, m, wire, o);
     return true;
   };
@@ -175,20 +173,6 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions): v
     if (!answer || x.gone() || x.answered()) return;
     x.error(err);
   }
-}
-
-const RAW_OK_HEADERS = { ":status": 200, "content-type": "application/grpc" };
-const RAW_OK_TRAILERS = { "grpc-status": "0" };
-
-function rawGrpcOk(stream: http2.ServerHttp2Stream, output: UnaryMethod["output"], message: Message): void {
-  stream.respond(RAW_OK_HEADERS, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(RAW_OK_TRAILERS));
-  stream.end(grpcFrame(binaryOf(output, message)));
-}
-
-/** Trailers-only: the status in the one HEADERS frame, with END_STREAM. */
-function rawGrpcError(stream: http2.ServerHttp2Stream, err: ConnectError): void {
-  stream.respond({ ...RAW_OK_HEADERS, "grpc-status": String(err.code), "grpc-message": encodeURIComponent(err.rawMessage) }, { endStream: true });
 }
 
 /**

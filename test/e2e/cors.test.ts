@@ -4,7 +4,10 @@
  * over HTTP/1.1 (fetch) and HTTP/2 (curl). A real browser calling from another origin: test/browser/.
  */
 import { spawn } from "node:child_process";
+import { Code } from "@connectrpc/connect";
 import t from "tap";
+import { KV } from "../../gen/etcdserverpb/rpc_pb.js";
+import { clientFor, enc, rejection } from "../helpers/clients.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { runEdge, startEdge } from "../helpers/proxy.js";
 
@@ -57,6 +60,17 @@ t.test("named origins: preflight, exposed headers, refusals", async (t) => {
   const health = await fetch(edge.url + "/health", { headers: { origin: APP } });
   t.equal(health.headers.get("access-control-allow-origin"), APP, "HTTP routes too");
   t.equal(await health.text(), '{"health":"true","reason":""}');
+
+  // Native gRPC with an Origin (a gRPC client in a browser-like runtime): the compat path, CORS headers
+  // on the answer and on a trailers-only error alike.
+  const kv = clientFor(KV, "grpc", edge.url);
+  let okOrigin: string | null = null;
+  const ok = await kv.range({ key: enc("k") }, { headers: { origin: APP }, onHeader: (h) => { okOrigin = h.get("access-control-allow-origin"); } });
+  t.ok(ok.header, "native gRPC with an Origin answers");
+  t.equal(okOrigin, APP, "and names the origin");
+  const err = await rejection(kv.range({ key: new Uint8Array() }, { headers: { origin: APP } }));
+  t.equal(err.code, Code.InvalidArgument, `etcd's refusal keeps its code (${err.rawMessage})`);
+  t.equal(err.metadata.get("access-control-allow-origin"), APP, "a trailers-only error names the origin too");
 
   // HTTP/2 (curl): a gRPC-Web error, whose status travels in headers the page must be allowed to read.
   const h2 = await curlHeaders(["--http2-prior-knowledge", "-H", `origin: ${APP}`, "-H", "content-type: application/grpc-web+proto", "-H", "x-grpc-web: 1",
