@@ -4,6 +4,7 @@
  * and only cluster/member IDs and auth tokens are normalised. Bodies are compared as text, so field
  * order, omitted zero values, int64 strings, base64 and Go's escaping must all match.
  */
+import * as http from "node:http";
 import t from "tap";
 import { startEtcd } from "../helpers/etcd.js";
 import { call, curl, normalize, type Answer } from "../helpers/gateway.js";
@@ -209,4 +210,38 @@ t.test("the same gateway over h2c prior knowledge (etcd serves it over HTTP/1.1 
   t.match(JSON.parse(put.stdout), { header: { revision: /^\d+$/ } });
   const err = await curl(["--http2-prior-knowledge", "-w", " %{http_code}", "-d", "{}", `${edge.url}/v3/kv/range`]);
   t.equal(err.stdout, '{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3} 400');
+});
+
+t.test("HTTP/1.1 keep-alive: one socket serves call after call, trailing data and an oversized chunked body included", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const post = (path: string, body: string | string[]) => new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+    const chunked = Array.isArray(body);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (!chunked) headers["content-length"] = String(Buffer.byteLength(body));
+    const req = http.request(edge.url + path, { method: "POST", agent, headers }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => { text += d.toString(); });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, reused: req.reusedSocket }));
+    });
+    req.on("error", reject);
+    for (const part of chunked ? body : [body]) req.write(part);
+    req.end();
+  });
+  const put = await post("/v3/kv/put", JSON.stringify({ key: b64("ka"), value: b64("1") }));
+  t.equal(put.status, 200, put.body);
+  // grpc-gateway decodes the first JSON value and ignores what follows it.
+  const trailing = await post("/v3/kv/range", JSON.stringify({ key: b64("ka") }) + ' {"ignored": true} and not JSON');
+  t.equal(trailing.status, 200, trailing.body);
+  t.match(JSON.parse(trailing.body), { kvs: [{ value: b64("1") }] });
+  t.equal(trailing.reused, true, "on the same socket");
+  const again = await post("/v3/kv/range", JSON.stringify({ key: b64("ka") }));
+  t.equal(again.reused, true, "and the next call too");
+  // Chunked (no content-length) and over 2 x --max-send-bytes: the 429 reaches the client.
+  const part = `{"key":"${b64("big")}","value":"${"A".repeat(32 * 1024)}`;
+  const over = await post("/v3/kv/put", [part, "A".repeat(64 * 1024), "A".repeat(64 * 1024), '"}']);
+  t.equal(over.status, 429, over.body);
+  t.equal(JSON.parse(over.body).code, 8);
+  const after = await post("/v3/kv/range", JSON.stringify({ key: b64("ka") }));
+  t.equal(after.status, 200, "the proxy serves the next call");
 });

@@ -4,6 +4,7 @@
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
+import type { Readable } from "node:stream";
 import { decodeMessage } from "./json.js";
 import { JsonSplitter, tooLarge } from "./json-splitter.js";
 
@@ -19,10 +20,14 @@ export const jsonLimitFor = (maxSendBytes: number) => 2 * maxSendBytes;
  * The first JSON value of the body as a message, as grpc-gateway decodes unary bodies: an empty body is
  * the default message, and whatever follows the first value is ignored.
  */
-export async function readMessage<Desc extends DescMessage>(req: Request, schema: Desc, maxBytes: number): Promise<MessageShape<Desc>> {
+export async function readMessage<Desc extends DescMessage>(req: Request, schema: Desc, maxBytes: number, incoming?: Readable): Promise<MessageShape<Desc>> {
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const splitter = new JsonSplitter(maxBytes);
+  if (incoming) {
+    const text = await firstValue(incoming, splitter, maxBytes);
+    return text === undefined ? create(schema) : decodeMessage(schema, text);
+  }
   if (req.body) {
     let read = 0;
     for await (const chunk of chunksOf(req.body)) {
@@ -34,6 +39,56 @@ export async function readMessage<Desc extends DescMessage>(req: Request, schema
   }
   const [last] = splitter.end();
   return last === undefined ? create(schema) : decodeMessage(schema, last);
+}
+
+/**
+ * The first JSON value of a Node request body, read from the Node stream itself (the adapter passes it,
+ * http/gateway/paths.ts): building the web stream of Request.body cost more than the rest of a cached
+ * Range through the gateway. Once the value is complete (or the bound is passed) the rest of the body is
+ * read and dropped, never stored, so an HTTP/1.1 connection stays usable for the next request.
+ */
+function firstValue(incoming: Readable, splitter: JsonSplitter, maxBytes: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let read = 0;
+    const stop = () => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.resume();
+    };
+    const onData = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > maxBytes) {
+        stop();
+        return reject(tooLarge(maxBytes));
+      }
+      let values: string[];
+      try {
+        values = splitter.push(chunk);
+      } catch (err) {
+        stop();
+        return reject(err);
+      }
+      if (values.length === 0) return;
+      stop();
+      resolve(values[0]);
+    };
+    const onEnd = () => {
+      stop();
+      try {
+        resolve(splitter.end()[0]);
+      } catch (err) {
+        reject(err);
+      }
+    };
+    const onError = (err: Error) => {
+      stop();
+      reject(err);
+    };
+    incoming.on("data", onData);
+    incoming.once("end", onEnd);
+    incoming.once("error", onError);
+  });
 }
 
 /**

@@ -17,7 +17,7 @@ import { lockPaths } from "./lock.js";
 import { maintenancePaths } from "./maintenance.js";
 import { plainError } from "./response.js";
 import { streamCall } from "./stream.js";
-import { unaryCall } from "./unary.js";
+import { unaryCall, type NodeExchange } from "./unary.js";
 import { versionRoutes } from "./version.js";
 import { watchPaths } from "./watch.js";
 
@@ -55,16 +55,17 @@ export function gatewayRoutes(o: GatewayOptions): Hono {
   const app = new Hono();
   for (const { path, method } of GATEWAY_PATHS) {
     // DescMethod does not narrow on methodKind; etcd has no client-streaming RPC, so the rest stream.
-    let call;
+    let call: (req: Request, node: NodeExchange | undefined) => Promise<Response>;
     if (method.methodKind === "unary") {
       const direct = o.unary.get(`/${method.parent.typeName}/${method.name}`);
       const unary = method as DescMethodUnary;
       call = unaryCall(unary, direct ? directUnary(direct, o.maxSendBytes) : transportUnary(unary, transport), maxJsonBytes);
     } else {
-      call = streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
+      const stream = streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
+      call = (req) => stream(req);
     }
     for (const prefix of PREFIXES) {
-      app.post(prefix + path, (c) => call(c.req.raw));
+      app.post(prefix + path, (c) => call(c.req.raw, nodeExchange(c.env)));
       app.options(prefix + path, optionsOk);
       // grpc-gateway: a known path with another method is 405, in Go's plain-text error form.
       app.all(prefix + path, () => plainError(405, "Method Not Allowed"));
@@ -77,4 +78,12 @@ export function gatewayRoutes(o: GatewayOptions): Hono {
   }
   app.route("/", versionRoutes(transport));
   return app;
+}
+
+/** The Node request and response @hono/node-server passes in env, or undefined under another adapter. */
+function nodeExchange(env: unknown): NodeExchange | undefined {
+  const e = env as { incoming?: unknown; outgoing?: unknown } | undefined;
+  if (!e || typeof e.incoming !== "object" || typeof e.outgoing !== "object" || e.incoming === null || e.outgoing === null) return undefined;
+  if (typeof (e.incoming as { resume?: unknown }).resume !== "function") return undefined;
+  return e as NodeExchange;
 }
