@@ -34,6 +34,8 @@ export interface GrpcBidiOptions<I extends DescMessage, O extends DescMessage> {
   output: O;
   /** The RPC: the client's requests in, batches of responses out (each batch goes out as one write). */
   serve: (caller: CallerContext, requests: AsyncIterable<MessageShape<I>>) => AsyncIterable<MessageShape<O>[]>;
+  /** A response's bytes; toBinary unless the RPC has a cheaper way (watch-encoding.ts). */
+  encode?: (message: MessageShape<O>) => Uint8Array;
   /** Largest request message (--max-send-bytes): ResourceExhausted beyond. */
   readMaxBytes: number;
   metrics: Metrics;
@@ -69,13 +71,14 @@ async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Ht
     if (typeof v === "string") header.set(name, v);
   }
   const feed = new RequestFeed(req, o.input, o.readMaxBytes);
+  const toBytes = o.encode ?? ((m: MessageShape<O>) => toBinary(o.output, m));
   let failure: ConnectError | undefined;
   try {
     for await (const batch of o.serve({ requestHeader: header, signal: abort.signal, timeoutMs: () => undefined }, feed)) {
       if (stream.destroyed) break;
       if (batch.length === 0) continue;
       if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc" });
-      if (!res.write(encode(o.output, batch))) await drained(res, abort.signal);
+      if (!res.write(encode(batch, toBytes))) await drained(res, abort.signal);
     }
     if (feed.failure) failure = feed.failure;
   } catch (err) {
@@ -96,9 +99,9 @@ async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Ht
   res.end();
 }
 
-function encode<O extends DescMessage>(schema: O, batch: MessageShape<O>[]): Buffer {
-  if (batch.length === 1) return grpcFrame(toBinary(schema, batch[0]!));
-  return Buffer.concat(batch.map((m) => grpcFrame(toBinary(schema, m))));
+function encode<M>(batch: M[], toBytes: (m: M) => Uint8Array): Buffer {
+  if (batch.length === 1) return grpcFrame(toBytes(batch[0]!));
+  return Buffer.concat(batch.map((m) => grpcFrame(toBytes(m))));
 }
 
 function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<void> {

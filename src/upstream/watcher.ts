@@ -12,9 +12,10 @@ import {
   type WatchCreateRequest,
   type WatchResponse,
 } from "../../gen/etcdserverpb/rpc_pb.js";
-import { EventSchema, Event_EventType, type Event } from "../../gen/mvccpb/kv_pb.js";
+import { Event_EventType, type Event } from "../../gen/mvccpb/kv_pb.js";
 import { keyString } from "./key-ranges.js";
 import type { WatchBroadcast } from "./watch-broadcast.js";
+import { eventAsAsked, sharedEvents } from "./watch-encoding.js";
 import type { WatchStream } from "./watch-stream.js";
 
 /**
@@ -96,9 +97,17 @@ export class Watcher {
   deliver(r: WatchResponse, complete: bigint): boolean {
     const next = this.nextRev ?? 0n;
     if (r.events.length > 0) {
-      const events = r.events.filter((e) => this.wants(e, next)).map((e) => (this.spec.prevKv || !e.prevKv ? e : create(EventSchema, { type: e.type, kv: e.kv })));
+      // The common case: every event is new to this watcher, so watchers with its filters share one array
+      // (watch-encoding.ts). A watcher still catching up (after a merge or re-attach) gets its own.
+      const events = r.events.every((e) => (e.kv?.modRevision ?? 0n) >= next)
+        ? sharedEvents(r.events, this.spec, (e) => this.wants(e, 0n))
+        : r.events.filter((e) => this.wants(e, next)).map((e) => eventAsAsked(e, this.spec.prevKv));
       if (events.length > 0) {
-        const out = this.fragments(create(WatchResponseSchema, { header: r.header, watchId: this.id, events }));
+        // Assigned, not passed to create: create copies arrays, and the shared one must stay shared.
+        const response = create(WatchResponseSchema, { watchId: this.id });
+        response.header = r.header;
+        response.events = events;
+        const out = this.fragments(response);
         if (!this.stream.offer(out)) return false;
         this.noteHeader(r.header);
       }
