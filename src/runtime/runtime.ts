@@ -9,10 +9,10 @@ import { hostname as osHostname } from "node:os";
 import { bunUnsupported } from "./bun.js";
 import { splicedHandoff } from "./deno.js";
 import { directHandoff, type Http1Handoff } from "./http1-handoff.js";
-import { compatStreamsAfter, type StreamTaker } from "./node.js";
+import { compatStreamsAfter, type StreamTaker } from "./http2-compat.js";
 
 export type { Http1Handoff } from "./http1-handoff.js";
-export type { StreamTaker } from "./node.js";
+export type { StreamTaker } from "./http2-compat.js";
 
 type RuntimeName = "node" | "deno" | "bun";
 
@@ -42,10 +42,10 @@ export const runtime = {
   http1Handoff: (server: http.Server): Promise<Http1Handoff> => (name === "deno" ? splicedHandoff(server) : Promise.resolve(directHandoff(server))),
   /**
    * Lets `take` have each HTTP/2 stream of `server` before the compat layer turns it into a request (a
-   * measured saving on the hottest path); what it declines goes on as before. Node only (node.ts says
-   * why); false where it is not done, and then every stream takes the compat path.
+   * measured saving on the hottest path); what it declines goes on as before. False where the runtime's
+   * node:http2 is not shaped for it (http2-compat.ts), and then every stream takes the compat path.
    */
-  streamsFirst: (server: http2.Http2Server | http2.Http2SecureServer, take: StreamTaker): boolean => (name === "node" ? compatStreamsAfter(server, take) : false),
+  streamsFirst: (server: http2.Http2Server | http2.Http2SecureServer, take: StreamTaker): boolean => compatStreamsAfter(server, take),
 };
 
 function detect(): RuntimeName {
