@@ -3,6 +3,7 @@
  * tests call this; it never exits the process.
  */
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type * as http2 from "node:http2";
 import { getRequestListener } from "@hono/node-server";
 import type { ProxyOptions } from "./config/options.js";
 import { loadListenerTls, loadUpstreamTls } from "./config/tls-files.js";
@@ -100,9 +101,12 @@ export async function startProxy(o: ProxyOptions, log: (msg: string) => void = r
   const unary = leanUnary(unaryOptions);
   const watch = leanWatch(watches, o.maxSendBytes, metrics);
   const keepAlive = leanLeaseKeepAlive(leases, o.maxSendBytes, metrics);
-  const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch(req, res) || keepAlive(req, res);
+  const lean = (req: Parameters<typeof unary>[0], res: Parameters<typeof unary>[1]) => unary(req, res) || watch.compat(req, res) || keepAlive.compat(req, res);
+  const unaryStream = leanGrpcStream(unaryOptions);
+  const streams = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
+    unaryStream(stream, headers) || watch.stream(stream, headers) || keepAlive.stream(stream, headers);
   const handler = withCors(o.corsAllowedOrigins, route(rpc, getRequestListener(app.fetch) as RequestHandler, lean));
-  const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams: leanGrpcStream(unaryOptions), log });
+  const listener = await listen({ host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams, log });
   return {
     listener,
     upstream,

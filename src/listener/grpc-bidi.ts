@@ -13,6 +13,7 @@ import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufb
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import type { Readable } from "node:stream";
 import type { Metrics } from "../observe/metrics.js";
 import { grpcFrame } from "../upstream/grpc-frame.js";
 import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
@@ -41,22 +42,90 @@ export interface GrpcBidiOptions<I extends DescMessage, O extends DescMessage> {
   metrics: Metrics;
 }
 
-/** A handler that takes a gRPC/HTTP2 request for this one method (and says so), or leaves it (false). */
-export function grpcBidi<I extends DescMessage, O extends DescMessage>(o: GrpcBidiOptions<I, O>): (req: Req, res: Res) => boolean {
+/** The two ways a call arrives: as a compat request/response, or as a bare HTTP/2 stream. */
+export interface GrpcBidiHandlers {
+  /** Takes a gRPC/HTTP2 request for this one method (and says so), or leaves it (false). */
+  compat: (req: Req, res: Res) => boolean;
+  /** The same for a bare stream, before the compat layer (runtime.ts streamsFirst); browsers' (Origin) excluded. */
+  stream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+}
+
+export function grpcBidi<I extends DescMessage, O extends DescMessage>(o: GrpcBidiOptions<I, O>): GrpcBidiHandlers {
   const path = `/${o.service}/${o.method}`;
-  return (req, res) => {
-    if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== path || !("stream" in res)) return false;
-    const contentType = req.headers["content-type"];
+  const isOurs = (method: string | undefined, url: string | undefined, headers: http2.IncomingHttpHeaders) => {
+    if (method !== "POST" || url !== path) return false;
+    const contentType = headers["content-type"];
     if (contentType !== "application/grpc" && contentType !== "application/grpc+proto") return false;
-    const encoding = req.headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
-    void serve(req as http2.Http2ServerRequest, res, o);
-    return true;
+    const encoding = headers["grpc-encoding"];
+    return encoding === undefined || encoding === "identity";
+  };
+  return {
+    compat: (req, res) => {
+      if (req.httpVersionMajor !== 2 || !("stream" in res) || !isOurs(req.method, req.url, req.headers)) return false;
+      void serve(compatIo(req as http2.Http2ServerRequest, res), o);
+      return true;
+    },
+    stream: (stream, headers) => {
+      if (headers.origin !== undefined || !isOurs(headers[":method"], headers[":path"], headers)) return false;
+      stream.on("error", () => {});
+      void serve(streamIo(stream, headers), o);
+      return true;
+    },
   };
 }
 
-async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, o: GrpcBidiOptions<I, O>): Promise<void> {
-  const stream = res.stream;
+/** What serve needs of either form. */
+interface BidiIo {
+  headers: http2.IncomingHttpHeaders;
+  /** The request body. */
+  body: Readable;
+  stream: http2.ServerHttp2Stream;
+  headersSent(): boolean;
+  /** Sends the response headers (the first batch is ready). */
+  begin(): void;
+  write(chunk: Buffer): boolean;
+  /** Emits 'drain' when a write that returned false has gone out. */
+  drains: NodeJS.EventEmitter;
+  /** Trailers after the messages. */
+  end(status: http2.OutgoingHttpHeaders): void;
+}
+
+function compatIo(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): BidiIo {
+  return {
+    headers: req.headers,
+    body: req,
+    stream: res.stream,
+    headersSent: () => res.headersSent,
+    begin: () => res.writeHead(200, GRPC_CONTENT_TYPE),
+    write: (chunk) => res.write(chunk),
+    drains: res,
+    end: (status) => {
+      res.addTrailers(status);
+      res.end();
+    },
+  };
+}
+
+function streamIo(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): BidiIo {
+  return {
+    headers,
+    body: stream,
+    stream,
+    headersSent: () => stream.headersSent,
+    begin: () => stream.respond({ ":status": 200, ...GRPC_CONTENT_TYPE }, { waitForTrailers: true }),
+    write: (chunk) => stream.write(chunk),
+    drains: stream,
+    end: (status) => {
+      stream.once("wantTrailers", () => stream.sendTrailers(status));
+      stream.end();
+    },
+  };
+}
+
+const GRPC_CONTENT_TYPE = { "content-type": "application/grpc" } as const;
+
+async function serve<I extends DescMessage, O extends DescMessage>(io: BidiIo, o: GrpcBidiOptions<I, O>): Promise<void> {
+  const stream = io.stream;
   const started = performance.now();
   const labels = { grpc_type: "bidi_stream", grpc_service: o.service, grpc_method: o.method, protocol: "grpc" };
   const streamLabels = { grpc_service: o.service, grpc_method: o.method, protocol: "grpc" };
@@ -67,18 +136,18 @@ async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Ht
   stream.once("close", onClose);
   const header = new Headers();
   for (const name of CALLER_METADATA) {
-    const v = req.headers[name];
+    const v = io.headers[name];
     if (typeof v === "string") header.set(name, v);
   }
-  const feed = new RequestFeed(req, o.input, o.readMaxBytes);
+  const feed = new RequestFeed(io.body, o.input, o.readMaxBytes);
   const toBytes = o.encode ?? ((m: MessageShape<O>) => toBinary(o.output, m));
   let failure: ConnectError | undefined;
   try {
     for await (const batch of o.serve({ requestHeader: header, signal: abort.signal, timeoutMs: () => undefined }, feed)) {
       if (stream.destroyed) break;
       if (batch.length === 0) continue;
-      if (!res.headersSent) res.writeHead(200, { "content-type": "application/grpc" });
-      if (!res.write(encode(batch, toBytes))) await drained(res, abort.signal);
+      if (!io.headersSent()) io.begin();
+      if (!io.write(encode(batch, toBytes))) await drained(io.drains, abort.signal);
     }
     if (feed.failure) failure = feed.failure;
   } catch (err) {
@@ -91,12 +160,12 @@ async function serve<I extends DescMessage, O extends DescMessage>(req: http2.Ht
   }
   if (stream.destroyed) return;
   const status = { "grpc-status": String(failure?.code ?? 0), ...(failure ? { "grpc-message": encodeURIComponent(failure.rawMessage) } : {}) };
-  if (!res.headersSent) {
-    stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
+  if (!io.headersSent()) {
+    // Trailers-only: the status in the one HEADERS frame.
+    stream.respond({ ":status": 200, ...GRPC_CONTENT_TYPE, ...status }, { endStream: true });
     return;
   }
-  res.addTrailers(status);
-  res.end();
+  io.end(status);
 }
 
 function encode<M>(batch: M[], toBytes: (m: M) => Uint8Array): Buffer {
@@ -104,7 +173,7 @@ function encode<M>(batch: M[], toBytes: (m: M) => Uint8Array): Buffer {
   return Buffer.concat(batch.map((m) => grpcFrame(toBytes(m))));
 }
 
-function drained(res: http2.Http2ServerResponse, signal: AbortSignal): Promise<void> {
+function drained(res: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off("drain", done);
@@ -124,7 +193,7 @@ class RequestFeed<I extends DescMessage> implements AsyncIterable<MessageShape<I
   private wake: (() => void) | undefined;
   failure: ConnectError | undefined;
 
-  constructor(private readonly source: http2.Http2ServerRequest, private readonly schema: I, private readonly readMaxBytes: number) {
+  constructor(private readonly source: Readable, private readonly schema: I, private readonly readMaxBytes: number) {
     source.on("data", (chunk: Buffer) => this.take(chunk));
     source.on("end", () => this.finish());
     source.on("error", () => this.finish());
