@@ -1,17 +1,11 @@
 /**
  * gRPC's length-prefixed message framing (1 flag byte, 4 bytes big-endian length, the message), done by
  * hand so the load generator can send requests encoded once up front and read replies without a library
- * between it and the socket.
+ * between it and the socket. Framing a message is the proxy's own grpcFrame; reading is done here.
  */
 
-/** Frames one encoded protobuf message (uncompressed). */
-export function frame(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.length);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
+/** Frames one encoded protobuf message (uncompressed): the proxy's own encoder. */
+export { grpcFrame as frame } from "../../src/upstream/grpc-frame.js";
 
 /**
  * Splits a stream of DATA chunks into messages. Holds at most one partial message: a message larger than

@@ -9,14 +9,14 @@
  * request side only (what the hub does with it is the RPC's business: Watch keeps watching, etcd does); a
  * client reset aborts the caller's signal, which ends the RPC and, through the hub, its upstream share.
  */
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 import type { Metrics } from "../observe/metrics.js";
-import { grpcFrame } from "../upstream/grpc-frame.js";
-import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
+import { assertUncompressed, grpcFrame, messageTooLarge, parseBinary } from "../upstream/grpc-frame.js";
+import { callerHeaders, type CallerContext } from "../upstream/upstream.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -134,16 +134,11 @@ async function serve<I extends DescMessage, O extends DescMessage>(io: BidiIo, o
   const abort = new AbortController();
   const onClose = () => abort.abort(new ConnectError("context canceled", Code.Canceled));
   stream.once("close", onClose);
-  const header = new Headers();
-  for (const name of CALLER_METADATA) {
-    const v = io.headers[name];
-    if (typeof v === "string") header.set(name, v);
-  }
   const feed = new RequestFeed(io.body, o.input, o.readMaxBytes);
   const toBytes = o.encode ?? ((m: MessageShape<O>) => toBinary(o.output, m));
   let failure: ConnectError | undefined;
   try {
-    for await (const batch of o.serve({ requestHeader: header, signal: abort.signal, timeoutMs: () => undefined }, feed)) {
+    for await (const batch of o.serve({ requestHeader: callerHeaders(io.headers), signal: abort.signal, timeoutMs: () => undefined }, feed)) {
       if (stream.destroyed) break;
       if (batch.length === 0) continue;
       if (!io.headersSent()) io.begin();
@@ -204,13 +199,13 @@ class RequestFeed<I extends DescMessage> implements AsyncIterable<MessageShape<I
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     while (this.pending.length >= 5) {
       const length = this.pending.readUInt32BE(1);
-      if (length > this.readMaxBytes) return this.fail(new ConnectError(`message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`, Code.ResourceExhausted));
-      if (this.pending[0] !== 0) return this.fail(new ConnectError("parse binary: compressed message without grpc-encoding", Code.InvalidArgument));
-      if (this.pending.length < 5 + length) break;
+      if (length > this.readMaxBytes) return this.fail(messageTooLarge(length, this.readMaxBytes));
       try {
-        this.items.push(fromBinary(this.schema, this.pending.subarray(5, 5 + length), { readUnknownFields: true }));
+        assertUncompressed(this.pending[0]);
+        if (this.pending.length < 5 + length) break;
+        this.items.push(parseBinary(this.schema, this.pending.subarray(5, 5 + length)));
       } catch (err) {
-        return this.fail(new ConnectError(`parse binary: ${(err as Error).message}`, Code.InvalidArgument));
+        return this.fail(err as ConnectError);
       }
       this.pending = this.pending.subarray(5 + length);
     }

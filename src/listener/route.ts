@@ -1,7 +1,8 @@
 /**
  * Which handler a request goes to. Unary calls and the Watch and LeaseKeepAlive streams of native gRPC take
- * the lean paths (unary.ts, grpc-bidi.ts); everything else of our RPCs goes to the Connect handlers (gRPC, gRPC-Web and Connect from one set). A request that speaks an RPC protocol but names no RPC we serve gets
- * Unimplemented in its own protocol; everything else is the Hono app's (health, metrics, 404).
+ * the lean paths (unary.ts, grpc-bidi.ts); everything else of our RPCs goes to the Connect handlers (gRPC,
+ * gRPC-Web and Connect from one set). A request that speaks an RPC protocol but names no RPC we serve
+ * gets Unimplemented in its own protocol; everything else is the Hono app's (health, metrics, 404).
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";

@@ -7,13 +7,13 @@
  * Only the identity encoding and binary gRPC/gRPC-Web are here; compressed bodies, gRPC-Web text and
  * JSON, and Connect GET requests stay with the Connect handlers (wire.md: rarely used, never hot).
  */
-import { fromBinary, fromJsonString, toJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { fromJsonString, toJsonString, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType as parseConnectType, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseContentType as parseGrpcWebType, setTrailerStatus, trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
-import { grpcFrame } from "../upstream/grpc-frame.js";
+import { assertUncompressed, grpcFrame, parseBinary } from "../upstream/grpc-frame.js";
 import { binaryOf } from "../upstream/shared-replies.js";
 
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -122,12 +122,7 @@ const GRPC_WEB: UnaryWire = {
 function webTrailer(err: ConnectError | undefined): Buffer {
   const trailer = new Headers({ "grpc-status": "0" });
   if (err) setTrailerStatus(trailer, err);
-  const bytes = trailerSerialize(trailer);
-  const frame = Buffer.alloc(5 + bytes.length);
-  frame[0] = trailerFlag;
-  frame.writeUInt32BE(bytes.length, 1);
-  frame.set(bytes, 5);
-  return frame;
+  return grpcFrame(trailerSerialize(trailer), trailerFlag);
 }
 
 /** The Connect handlers' JSON options (proxy.ts): unknown fields are ignored, as etcd's gateway does. */
@@ -170,18 +165,10 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function parseBinary(input: DescMessage, bytes: Uint8Array): Message {
-  try {
-    return fromBinary(input, bytes, { readUnknownFields: true });
-  } catch (err) {
-    throw new ConnectError(`parse binary: ${(err as Error).message}`, Code.InvalidArgument);
-  }
-}
-
 /** The one message of a unary gRPC or gRPC-Web request body (uncompressed: compressed ones never come here). */
 function unwrap(body: Buffer): Uint8Array {
   if (body.length < 5) throw new ConnectError(`parse binary: premature EOF (${body.length} bytes, no message)`, Code.InvalidArgument);
-  if (body[0] !== 0) throw new ConnectError("parse binary: compressed message without grpc-encoding", Code.InvalidArgument);
+  assertUncompressed(body[0]);
   const length = body.readUInt32BE(1);
   if (body.length !== 5 + length) throw new ConnectError(`parse binary: expected one message of ${length} bytes, got ${body.length - 5}`, Code.InvalidArgument);
   return body.subarray(5);

@@ -16,7 +16,8 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { Metrics } from "../observe/metrics.js";
 import type { UnaryMethod } from "../services/unary-methods.js";
-import { CALLER_METADATA, type CallerContext } from "../upstream/upstream.js";
+import { messageTooLarge } from "../upstream/grpc-frame.js";
+import { callerHeaders, type CallerContext } from "../upstream/upstream.js";
 import { grpcStreamError, grpcStreamOk, wireOf, type UnaryWire, type WireProtocol } from "./unary-wire.js";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -109,13 +110,8 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions): v
   };
   x.closing.once("close", onClose);
 
-  const header = new Headers();
-  for (const name of CALLER_METADATA) {
-    const v = x.headers[name];
-    if (typeof v === "string") header.set(name, v);
-  }
   const ctx: CallerContext = {
-    requestHeader: header,
+    requestHeader: callerHeaders(x.headers),
     get signal() {
       return (abort ??= new AbortController()).signal;
     },
@@ -131,7 +127,7 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions): v
     if (finished) return;
     size += chunk.length;
     if (size > limit) {
-      fail(new ConnectError(`message size ${size - wire.framing} is larger than configured readMaxBytes ${o.readMaxBytes}`, Code.ResourceExhausted));
+      fail(messageTooLarge(size - wire.framing, o.readMaxBytes));
       return;
     }
     chunks.push(chunk);

@@ -32,6 +32,13 @@ export interface TransportOptions {
 }
 
 export function createEtcdClients(o: TransportOptions): EtcdClients & { close(): void } {
+  // node:tls options for an https endpoint, the same for both sessions.
+  const tls = o.url.startsWith("https:") ? {
+    ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
+    ...(o.tls?.cert ? { cert: o.tls.cert } : {}),
+    ...(o.tls?.key ? { key: o.tls.key } : {}),
+    rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
+  } : undefined;
   const transport = createGrpcTransport({
     baseUrl: o.url,
     // etcd's answers can be large (a Range of a whole prefix); the limit is --max-recv-bytes.
@@ -43,21 +50,11 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
     ...(o.keepAliveTimeMs > 0 ? { pingIntervalMs: o.keepAliveTimeMs, pingTimeoutMs: o.keepAliveTimeoutMs } : {}),
     // Keep the session open between calls: reconnecting per burst would add a handshake to p99.
     idleConnectionTimeoutMs: 5 * 60_000,
-    nodeOptions: o.url.startsWith("https:") ? {
-      ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls?.cert ? { cert: o.tls.cert } : {}),
-      ...(o.tls?.key ? { key: o.tls.key } : {}),
-      rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
-    } : {},
+    nodeOptions: tls ?? {},
   });
   const unary = new UnaryCaller({
     url: o.url,
-    tls: o.url.startsWith("https:") ? {
-      ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls?.cert ? { cert: o.tls.cert } : {}),
-      ...(o.tls?.key ? { key: o.tls.key } : {}),
-      rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
-    } : undefined,
+    tls,
     maxSendBytes: o.maxSendBytes,
     maxRecvBytes: o.maxRecvBytes,
     keepAliveTimeMs: o.keepAliveTimeMs,

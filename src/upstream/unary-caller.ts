@@ -11,7 +11,7 @@
 import { create, fromBinary, isMessage, toBinary, type DescMethod, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import * as http2 from "node:http2";
-import { grpcFrame } from "./grpc-frame.js";
+import { grpcFrame, messageTooLarge } from "./grpc-frame.js";
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = http2.constants;
 
@@ -37,7 +37,7 @@ export class UnaryCaller {
     const req = isMessage(input) ? input : create(method.input, input as MessageInitShape<typeof method.input>);
     const bytes = toBinary(method.input, req);
     if (bytes.length > this.o.maxSendBytes) {
-      throw new ConnectError(`message size ${bytes.length} is larger than configured writeMaxBytes ${this.o.maxSendBytes}`, Code.ResourceExhausted);
+      throw messageTooLarge(bytes.length, this.o.maxSendBytes, "writeMaxBytes");
     }
     const body = grpcFrame(bytes);
     const headers: http2.OutgoingHttpHeaders = {
@@ -103,7 +103,7 @@ export class UnaryCaller {
       stream.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > this.o.maxRecvBytes + 5) {
-          finish(new ConnectError(`message size ${size - 5} is larger than configured readMaxBytes ${this.o.maxRecvBytes}`, Code.ResourceExhausted));
+          finish(messageTooLarge(size - 5, this.o.maxRecvBytes));
           return;
         }
         chunks.push(chunk);

@@ -23,6 +23,16 @@ export interface CallerContext {
  */
 export const CALLER_METADATA = ["token", "authorization", "hasleader"] as const;
 
+/** The caller metadata among a Node request's headers: the requestHeader of a lean path's CallerContext. */
+export function callerHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Headers {
+  const header = new Headers();
+  for (const name of CALLER_METADATA) {
+    const v = headers[name];
+    if (typeof v === "string") header.set(name, v);
+  }
+  return header;
+}
+
 export interface UpstreamOptions {
   endpoints: Endpoint[];
   tls: UpstreamTls | undefined;

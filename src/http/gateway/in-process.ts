@@ -7,6 +7,7 @@
 import { toBinary, type DescMethod, type DescMethodUnary, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createRouterTransport, type ConnectRouter, type Transport } from "@connectrpc/connect";
 import type { UnaryMethod } from "../../services/unary-methods.js";
+import { messageTooLarge } from "../../upstream/grpc-frame.js";
 import type { CallMetadata } from "./metadata.js";
 
 export type Routes = (router: ConnectRouter) => void;
@@ -58,7 +59,7 @@ export type UnaryInvoke = (input: Message, md: CallMetadata, signal: AbortSignal
 export function directUnary(m: UnaryMethod, maxSendBytes: number): UnaryInvoke {
   return async (input, md, signal) => {
     const size = toBinary(m.input, input).byteLength;
-    if (size > maxSendBytes) throw new ConnectError(`message size ${size} is larger than configured readMaxBytes ${maxSendBytes}`, Code.ResourceExhausted);
+    if (size > maxSendBytes) throw messageTooLarge(size, maxSendBytes);
     const timeoutMs = md.timeoutMs;
     if (timeoutMs === undefined) return m.impl(input, { requestHeader: md.headers, signal, timeoutMs: () => undefined });
     const deadline = Date.now() + timeoutMs;
