@@ -1,31 +1,22 @@
 /**
- * gRPC's length-prefixed message framing (1 flag byte, 4 bytes big-endian length, the message), done by
- * hand so the load generator can send requests encoded once up front and read replies without a library
- * between it and the socket. Framing a message is the proxy's own grpcFrame; reading is done here.
+ * gRPC's length-prefixed message framing for the load generator: the proxy's own encoder and decoder
+ * (src/wire/frame.ts), so requests are encoded once up front and replies read without a library between
+ * the generator and the socket.
  */
+import { FrameDecoder } from "../../src/wire/frame.js";
 
-/** Frames one encoded protobuf message (uncompressed): the proxy's own encoder. */
-export { grpcFrame as frame } from "../../src/upstream/grpc-frame.js";
+/** Frames one encoded protobuf message (uncompressed). */
+export { grpcFrame as frame } from "../../src/wire/frame.js";
 
-/**
- * Splits a stream of DATA chunks into messages. Holds at most one partial message: a message larger than
- * `maxBytes` is a protocol error here (the benchmark's replies are small), reported instead of buffered.
- */
+/** Calls `onMessage` for each message of a stream of DATA chunks (16 MiB at most each: replies are small). */
 export class FrameReader {
-  private pending: Buffer | undefined;
+  private readonly decoder: FrameDecoder;
 
-  constructor(private readonly onMessage: (message: Buffer) => void, private readonly maxBytes = 16 * 1024 * 1024) {}
+  constructor(private readonly onMessage: (message: Buffer) => void, maxBytes = 16 * 1024 * 1024) {
+    this.decoder = new FrameDecoder(maxBytes);
+  }
 
   push(chunk: Buffer): void {
-    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
-    while (buf.length >= 5) {
-      const len = buf.readUInt32BE(1);
-      if (len > this.maxBytes) throw new Error(`gRPC message of ${len} bytes exceeds the reader's ${this.maxBytes}`);
-      if (buf.length < 5 + len) break;
-      this.onMessage(buf.subarray(5, 5 + len));
-      buf = buf.subarray(5 + len);
-    }
-    if (buf.length > 0) this.pending = Buffer.from(buf);
+    for (const f of this.decoder.push(chunk)) this.onMessage(f.bytes);
   }
 }

@@ -5,12 +5,12 @@
  */
 import { Hono } from "hono";
 import type { Metrics } from "../observe/metrics.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { HealthCheck } from "../services/health.js";
 
-export function healthRoutes(up: Upstream, metrics: Metrics): Hono {
+export function healthRoutes(check: HealthCheck, metrics: Metrics): Hono {
   const app = new Hono();
   app.get("/health", async (c) => {
-    const { ok, reason } = await up.check();
+    const { ok, reason } = await check();
     metrics.healthChecks.inc({ result: ok ? "success" : "failure" });
     return c.json(ok ? { health: "true", reason: "" } : { health: "false", reason }, ok ? 200 : 503);
   });

@@ -1,4 +1,6 @@
 /**
+ * observe/: metrics, RPC metrics and the logger. Imports: no other src/ folder (a leaf).
+ *
  * The proxy's Prometheus registry. Names follow go-grpc-prometheus (grpc_server_*), which etcd and its
  * proxy export, so existing dashboards work; a `protocol` label tells gRPC, gRPC-Web and Connect apart.
  */

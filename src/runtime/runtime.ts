@@ -1,4 +1,6 @@
 /**
+ * runtime/: the only runtime-specific code (Node, Deno, Bun). Imports: no other src/ folder (a leaf).
+ *
  * Everything the proxy needs from the runtime it runs on, in one place. Node, Deno and Bun all provide
  * these through their Node compatibility layers; runtime-specific workarounds go here and nowhere else
  * (deno.ts, bun.ts), chosen once by the runtime's name.

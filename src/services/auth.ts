@@ -1,7 +1,7 @@
 /** etcdserverpb.Auth: every RPC forwarded with the caller's token. */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Auth } from "../../gen/etcdserverpb/rpc_pb.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export function authService(up: Upstream): ServiceImpl<typeof Auth> {
   const w = { readOnly: false };

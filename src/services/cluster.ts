@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MemberListResponseSchema, MemberSchema, ResponseHeaderSchema, type Cluster } from "../../gen/etcdserverpb/rpc_pb.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export interface ClusterOptions {
   advertiseClientUrl: string;

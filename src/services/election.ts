@@ -1,7 +1,7 @@
 /** v3electionpb.Election: forwarded; Observe streams leader changes with the caller's token. */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Election } from "../../gen/v3electionpb/v3election_pb.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export function electionService(up: Upstream): ServiceImpl<typeof Election> {
   return {

@@ -5,8 +5,12 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status, type Health } from "../../gen/grpc/health/v1/health_pb.js";
-import type { Upstream } from "../upstream/upstream.js";
-import { pause } from "../upstream/pause.js";
+import type { HealthResult, Upstream } from "../upstream/client/upstream.js";
+
+/** Is etcd answering? The one check behind /health and grpc.health.v1 (Upstream.check). */
+export type HealthCheck = () => Promise<HealthResult>;
+export type { HealthResult };
+import { pause } from "../upstream/client/pause.js";
 
 /** How often a Watch re-checks etcd; a change is sent at once, an unchanged status is not repeated. */
 const WATCH_INTERVAL_MS = 5000;

@@ -4,8 +4,8 @@
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { KV } from "../../gen/etcdserverpb/rpc_pb.js";
-import type { CoalescedKv } from "../upstream/coalesced-kv.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { CoalescedKv } from "../upstream/kv/coalesced-kv.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export function kvService(up: Upstream, kv: CoalescedKv): ServiceImpl<typeof KV> {
   return {

@@ -5,11 +5,10 @@
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Lease, LeaseKeepAliveRequestSchema, LeaseKeepAliveResponseSchema } from "../../gen/etcdserverpb/rpc_pb.js";
-import { grpcBidi } from "../listener/grpc-bidi.js";
-import type { Metrics } from "../observe/metrics.js";
-import type { CoalescedKv } from "../upstream/coalesced-kv.js";
-import type { LeaseHub } from "../upstream/lease-hub.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { BidiMethod } from "./registry.js";
+import type { CoalescedKv } from "../upstream/kv/coalesced-kv.js";
+import type { LeaseHub } from "../upstream/lease/lease-hub.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export function leaseService(up: Upstream, leases: LeaseHub, kv: CoalescedKv): ServiceImpl<typeof Lease> {
   return {
@@ -31,13 +30,13 @@ export function leaseService(up: Upstream, leases: LeaseHub, kv: CoalescedKv): S
 }
 
 /**
- * LeaseKeepAlive on the lean native-gRPC path (listener/grpc-bidi.ts): the replies queued for a client
- * stream go out as one write. Through connect-es, 10,000 client streams (clientv3 opens one per client)
- * put keep-alive p99 at ~5 s in the benchmark, most of it per-message stream machinery.
+ * LeaseKeepAlive for the native-gRPC fast path: the replies queued for a client stream go out as one
+ * write. Through connect-es, 10,000 client streams (clientv3 opens one per client) put keep-alive p99 at
+ * ~5 s in the benchmark, most of it per-message stream machinery.
  */
-export function leanLeaseKeepAlive(leases: LeaseHub, readMaxBytes: number, metrics: Metrics) {
-  return grpcBidi({
+export function leaseKeepAliveBatches(leases: LeaseHub): BidiMethod<typeof LeaseKeepAliveRequestSchema, typeof LeaseKeepAliveResponseSchema> {
+  return {
     service: Lease.typeName, method: "LeaseKeepAlive", input: LeaseKeepAliveRequestSchema, output: LeaseKeepAliveResponseSchema,
-    serve: (caller, requests) => leases.serveBatches(requests, caller.signal), readMaxBytes, metrics,
-  });
+    serve: (caller, requests) => leases.serveBatches(requests, caller.signal),
+  };
 }

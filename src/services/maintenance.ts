@@ -1,7 +1,7 @@
 /** etcdserverpb.Maintenance: forwarded; Snapshot streams chunk by chunk, never buffering the file. */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Maintenance } from "../../gen/etcdserverpb/rpc_pb.js";
-import type { Upstream } from "../upstream/upstream.js";
+import type { Upstream } from "../upstream/client/upstream.js";
 
 export function maintenanceService(up: Upstream): ServiceImpl<typeof Maintenance> {
   return {

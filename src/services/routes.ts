@@ -1,24 +1,31 @@
-/** Every service on one ConnectRouter: the same handlers serve gRPC, gRPC-Web and Connect. */
+/**
+ * services/: one file per etcd service, the registry and invoke. Imports: upstream/, wire/, observe/.
+ *
+ * Every service we serve, built once (services/: imports upstream/, wire/ and observe/ only; never
+ * listener/ or http/). The same objects serve gRPC, gRPC-Web and Connect, the fast paths and the JSON
+ * gateway (registry.ts).
+ */
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { Edge } from "../../gen/etcdedge/v1/edge_pb.js";
 import { Election } from "../../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../../gen/v3lockpb/v3lock_pb.js";
-import type { CoalescedKv } from "../upstream/coalesced-kv.js";
-import type { LeaseHub } from "../upstream/lease-hub.js";
-import type { Upstream } from "../upstream/upstream.js";
-import type { WatchHub } from "../upstream/watch-hub.js";
+import type { CoalescedKv } from "../upstream/kv/coalesced-kv.js";
+import type { LeaseHub } from "../upstream/lease/lease-hub.js";
+import type { Upstream } from "../upstream/client/upstream.js";
+import type { WatchHub } from "../upstream/watch/watch-hub.js";
 import { authService } from "./auth.js";
 import { clusterService, type ClusterOptions } from "./cluster.js";
-import { edgeService, upstreamEdgeStreams } from "./edge.js";
+import { edgeService } from "./edge.js";
 import { electionService } from "./election.js";
 import { healthService } from "./health.js";
 import { kvService } from "./kv.js";
-import { leaseService } from "./lease.js";
+import { leaseKeepAliveBatches, leaseService } from "./lease.js";
 import { lockService } from "./lock.js";
 import { maintenanceService } from "./maintenance.js";
-import { watchService } from "./watch.js";
+import { watchBatches, watchService } from "./watch.js";
+import { registry, type BidiMethod, type Registry } from "./registry.js";
 
 export const ETCD_SERVICES = [KV, Watch, Lease, Cluster, Maintenance, Auth, Election, Lock] as const;
 
@@ -29,7 +36,20 @@ export interface Coalescing {
   watches: WatchHub;
 }
 
-export function routes(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing): (router: ConnectRouter) => void {
+export interface Services extends Registry {
+  /** Watch and LeaseKeepAlive in the batch form of the native-gRPC fast path. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  bidi: readonly BidiMethod<any, any>[];
+}
+
+export function etcdServices(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing): Services {
+  return {
+    ...registry(routes(up, cluster, coalescing), ETCD_SERVICES),
+    bidi: [watchBatches(coalescing.watches), leaseKeepAliveBatches(coalescing.leases)],
+  };
+}
+
+function routes(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing): (router: ConnectRouter) => void {
   return (router) => {
     router.service(KV, kvService(up, coalescing.kv));
     router.service(Watch, watchService(coalescing.watches));
@@ -39,8 +59,7 @@ export function routes(up: Upstream, cluster: ClusterOptions, coalescing: Coales
     router.service(Auth, authService(up));
     router.service(Election, electionService(up));
     router.service(Lock, lockService(up));
-    // The hubs' seam: pass the watch/lease hubs (an EdgeStreams) here instead of upstreamEdgeStreams(up).
-    router.service(Edge, edgeService({ ...upstreamEdgeStreams(up), keepAliveOnce: (c, r) => coalescing.leases.keepAliveOnce(c, r), watch: (c, r) => coalescing.watches.watchOne(c, r) }));
+    router.service(Edge, edgeService({ keepAliveOnce: (c, r) => coalescing.leases.keepAliveOnce(c, r), watch: (c, r) => coalescing.watches.watchOne(c, r) }));
     router.service(Health, healthService(up, ETCD_SERVICES.map((s) => s.typeName)));
   };
 }

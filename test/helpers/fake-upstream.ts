@@ -2,7 +2,7 @@
  * A stand-in for Upstream in unit tests of the hubs' logic: each upstream stream the code opens is handed
  * to the test, which reads what was sent and scripts etcd's responses (or a break). Not used against etcd.
  */
-import type { Upstream } from "../../src/upstream/upstream.js";
+import type { Upstream } from "../../src/upstream/client/upstream.js";
 
 export class ScriptedStream<Req, Res> {
   readonly sent: Req[] = [];

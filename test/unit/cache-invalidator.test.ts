@@ -4,8 +4,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import t from "tap";
 import { WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Event_EventType, EventSchema } from "../../gen/mvccpb/kv_pb.js";
-import { CacheInvalidator, type InvalidationSink } from "../../src/upstream/cache-invalidator.js";
-import { keyString, type KeyInterval } from "../../src/upstream/key-ranges.js";
+import { CacheInvalidator, type InvalidationSink } from "../../src/upstream/kv/cache-invalidator.js";
+import { keyString, type KeyInterval } from "../../src/upstream/client/key-ranges.js";
 import { fakeUpstream, tick } from "../helpers/fake-upstream.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);

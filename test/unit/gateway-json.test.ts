@@ -7,7 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import t from "tap";
 import { AuthUserAddRequestSchema, LeaseGrantRequestSchema, RangeRequestSchema, TxnRequestSchema, AuthUserListResponseSchema, WatchRequestSchema } from "../../gen/etcdserverpb/rpc_pb.js";
-import { errorBody, gatewayError, httpStatusOf, streamErrorLine } from "../../src/http/gateway/errors.js";
+import { errorBody, gatewayError, httpStatusOf, preconditionStatusFor, streamErrorLine } from "../../src/http/gateway/errors.js";
 import { decodeMessage, encodeMessage, goJson } from "../../src/http/gateway/json.js";
 import { JsonSplitter } from "../../src/http/gateway/json-splitter.js";
 import { callMetadata } from "../../src/http/gateway/metadata.js";
@@ -117,7 +117,8 @@ t.test("errors: grpc-gateway's shapes and statuses", async (t) => {
   const e = new ConnectError("etcdserver: requested lease not found", Code.NotFound);
   t.equal(errorBody(e), '{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}');
   t.equal(streamErrorLine(new ConnectError("etcdserver: no leader", Code.Unavailable)), '{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}');
-  t.same([Code.Canceled, Code.InvalidArgument, Code.DeadlineExceeded, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unauthenticated, Code.Unknown].map(httpStatusOf), [408, 400, 504, 429, 400, 401, 500]);
+  t.same([Code.Canceled, Code.InvalidArgument, Code.DeadlineExceeded, Code.ResourceExhausted, Code.FailedPrecondition, Code.Unauthenticated, Code.Unknown].map((c) => httpStatusOf(c)), [408, 400, 504, 429, 412, 401, 500]);
+  t.same(["3.4.23", "3.5.21", "3.6.0", "4.0.0", "garbage", undefined].map(preconditionStatusFor), [412, 400, 400, 400, 412, 412], "FailedPrecondition: 412 up to etcd 3.4, 400 after");
   t.equal(gatewayError(new ConnectError("the operation timed out", Code.DeadlineExceeded)).rawMessage, "context deadline exceeded");
   t.equal(gatewayError(new Error("boom")).code, Code.Unknown);
   t.equal(gatewayError(new ConnectError("etcdserver: request timed out", Code.DeadlineExceeded)).rawMessage, "etcdserver: request timed out", "etcd's own text is kept");

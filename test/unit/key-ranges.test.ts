@@ -1,6 +1,6 @@
 /** etcd key ranges: range_end "" (one key), "\0" (from key), prefix ends with 0xff carry, and the index. */
 import t from "tap";
-import { ALL_KEYS, intervalOf, KeyRanges, overlaps, pointOf, type KeyInterval } from "../../src/upstream/key-ranges.js";
+import { ALL_KEYS, intervalOf, KeyRanges, overlaps, pointOf, type KeyInterval } from "../../src/upstream/client/key-ranges.js";
 
 const b = (...bytes: number[]) => new Uint8Array(bytes);
 const s = (str: string) => new Uint8Array([...str].map((c) => c.charCodeAt(0)));

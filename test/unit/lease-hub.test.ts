@@ -3,8 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import t from "tap";
 import { LeaseKeepAliveRequestSchema, LeaseKeepAliveResponseSchema, type LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from "../../gen/etcdserverpb/rpc_pb.js";
-import { LeaseHub } from "../../src/upstream/lease-hub.js";
-import { PushQueue } from "../../src/upstream/push-queue.js";
+import { LeaseHub } from "../../src/upstream/lease/lease-hub.js";
+import { PushQueue } from "../../src/upstream/client/push-queue.js";
 import { fakeUpstream, tick } from "../helpers/fake-upstream.js";
 
 /** One client stream: push keep-alives, read replies. */

@@ -6,9 +6,9 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import t from "tap";
 import { RangeResponseSchema, type RangeResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.js";
-import { ALL_KEYS, intervalOf, pointOf } from "../../src/upstream/key-ranges.js";
-import { RangeCache } from "../../src/upstream/range-cache.js";
-import { binaryOf } from "../../src/upstream/shared-replies.js";
+import { ALL_KEYS, intervalOf, pointOf } from "../../src/upstream/client/key-ranges.js";
+import { RangeCache } from "../../src/upstream/kv/range-cache.js";
+import { binaryOf } from "../../src/wire/shared-replies.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const NUL = new Uint8Array([0]);

@@ -1,7 +1,7 @@
 /** Single-flight rules: serializable joins a call in flight; linearizable only one not yet sent. */
 import t from "tap";
-import { intervalOf, pointOf } from "../../src/upstream/key-ranges.js";
-import { SingleFlight } from "../../src/upstream/single-flight.js";
+import { intervalOf, pointOf } from "../../src/upstream/client/key-ranges.js";
+import { SingleFlight } from "../../src/upstream/kv/single-flight.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

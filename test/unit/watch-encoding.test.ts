@@ -7,7 +7,7 @@ import fc from "fast-check";
 import t from "tap";
 import { WatchResponseSchema } from "../../gen/etcdserverpb/rpc_pb.js";
 import { EventSchema, Event_EventType, KeyValueSchema, type Event } from "../../gen/mvccpb/kv_pb.js";
-import { sharedEvents, watchResponseBinary } from "../../src/upstream/watch-encoding.js";
+import { sharedEvents, watchResponseBinary } from "../../src/wire/watch-encoding.js";
 
 const bytes = fc.uint8Array({ maxLength: 40 });
 const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });

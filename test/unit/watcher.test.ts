@@ -7,8 +7,8 @@ import { create } from "@bufbuild/protobuf";
 import t from "tap";
 import { WatchCreateRequestSchema, WatchCreateRequest_FilterType, WatchResponseSchema, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { EventSchema, Event_EventType } from "../../gen/mvccpb/kv_pb.js";
-import type { WatchStream } from "../../src/upstream/watch-stream.js";
-import { isEmptyRange, Watcher, watcherSpec } from "../../src/upstream/watcher.js";
+import type { WatchStream } from "../../src/upstream/watch/watch-stream.js";
+import { isEmptyRange, Watcher, watcherSpec } from "../../src/upstream/watch/watcher.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

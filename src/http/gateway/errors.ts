@@ -6,10 +6,12 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { goJson } from "./json.js";
+import { canceled, deadlineExceeded } from "../../wire/errors.js";
 
 /**
- * grpc-gateway's HTTPStatusFromCode (upstream v1.8+ and v2, so etcd 3.4 and 3.5 release builds).
- * FailedPrecondition is 400 there; grpc-gateway 1.6.4 (Debian's etcd build) answered 412.
+ * grpc-gateway's HTTPStatusFromCode. FailedPrecondition (user or role not found or already there) differs
+ * between the etcd builds users run: etcd 3.4 (Debian 12's) answers 412, etcd 3.5 400; python etcd3gw
+ * raises its PreconditionFailedError only on 412. preconditionStatus() picks it by the etcd behind us.
  */
 const HTTP_STATUS: Record<Code, number> = {
   [Code.Canceled]: 408,
@@ -37,8 +39,15 @@ const STATUS_TEXT: Record<number, string> = {
   503: "Service Unavailable", 504: "Gateway Timeout",
 };
 
-export function httpStatusOf(code: Code): number {
-  return HTTP_STATUS[code] ?? 500;
+export function httpStatusOf(code: Code, precondition = 412): number {
+  return code === Code.FailedPrecondition ? precondition : HTTP_STATUS[code] ?? 500;
+}
+
+/** FailedPrecondition's status for an etcd of this version: 412 up to 3.4, 400 from 3.5 on. */
+export function preconditionStatusFor(etcdVersion: string | undefined): number {
+  const m = /^(\d+)\.(\d+)\./.exec(etcdVersion ?? "");
+  if (!m) return 412;
+  return Number(m[1]) > 3 || Number(m[2]) >= 5 ? 400 : 412;
 }
 
 /**
@@ -48,8 +57,8 @@ export function httpStatusOf(code: Code): number {
  */
 export function gatewayError(err: unknown): ConnectError {
   const ce = ConnectError.from(err);
-  if (ce.code === Code.DeadlineExceeded && !ce.rawMessage.startsWith("etcdserver:")) return new ConnectError("context deadline exceeded", Code.DeadlineExceeded);
-  if (ce.code === Code.Canceled && !ce.rawMessage.startsWith("etcdserver:")) return new ConnectError("context canceled", Code.Canceled);
+  if (ce.code === Code.DeadlineExceeded && !ce.rawMessage.startsWith("etcdserver:")) return deadlineExceeded();
+  if (ce.code === Code.Canceled && !ce.rawMessage.startsWith("etcdserver:")) return canceled();
   return ce;
 }
 

@@ -3,7 +3,7 @@
  * metadata `authorization` (etcd takes the raw token there), `Grpc-Metadata-<Key>` becomes `<key>`
  * (`token`, `hasleader`), `Grpc-Timeout` a deadline, and the request's abort signal cancels the call.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { clampTimer, gatewayTimeout } from "../../wire/timeout.js";
 
 export interface CallMetadata {
   headers: Headers;
@@ -21,11 +21,6 @@ const METADATA_PREFIX = "grpc-metadata-";
  */
 const PROTOCOL_HEADER = /^(content-|accept-|connect-|grpc-|te$|host$|connection$|transfer-encoding$|keep-alive$|upgrade$)/;
 
-/** Timers fire at once beyond 2^31-1 ms; a longer deadline (over 24 days) is held at that. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
-
 export function callMetadata(req: Request): CallMetadata {
   const headers = new Headers();
   for (const [name, value] of req.headers) {
@@ -37,16 +32,9 @@ export function callMetadata(req: Request): CallMetadata {
   }
   const timeout = req.headers.get("grpc-timeout");
   if (timeout === null) return { headers, timeoutMs: undefined, expired: false };
-  const ms = parseGrpcTimeout(timeout);
+  const ms = gatewayTimeout(timeout);
   // A deadline under 1 ms cannot be carried (Connect counts whole milliseconds) and would be over before
   // etcd saw the call anyway.
   if (ms < 1) return { headers, timeoutMs: undefined, expired: true };
-  return { headers, timeoutMs: Math.min(Math.floor(ms), MAX_TIMER_MS), expired: false };
-}
-
-/** gRPC's timeout syntax: an integer and a unit (H M S m u n); grpc-gateway's wording when it is not. */
-function parseGrpcTimeout(text: string): number {
-  const m = /^(-?\d{1,19})([HMSmun])$/.exec(text);
-  if (!m) throw new ConnectError(`invalid grpc-timeout: ${text}`, Code.InvalidArgument);
-  return Number(m[1]) * UNIT_MS[m[2]!]!;
+  return { headers, timeoutMs: clampTimer(Math.floor(ms)), expired: false };
 }

@@ -1,16 +1,18 @@
 /**
+ * http/gateway/: etcd's JSON gateway, files named as in services/. Imports: as http/.
+ *
  * etcd's HTTP/JSON gateway (grpc-gateway in etcd) on our port: every /v3/* path of etcd's protos, each
  * forwarded to the same RPC handler a gRPC client reaches, plus GET /version. Plain Hono routes, so it
  * answers over HTTP/1.1, h2c and TLS alike (etcd's own gateway does HTTP/1.1 only on cleartext).
  */
 import type { DescMethod, DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { Hono } from "hono";
-import type { UnaryMethod } from "../../services/unary-methods.js";
+import type { Routes, UnaryMethod } from "../../services/registry.js";
 import { authPaths } from "./auth.js";
 import { jsonLimitFor } from "./body.js";
 import { clusterPaths } from "./cluster.js";
 import { electionPaths } from "./election.js";
-import { directUnary, inProcessTransport, transportUnary, type Routes } from "./in-process.js";
+import { directUnary, inProcessTransport, transportUnary } from "./in-process.js";
 import { kvPaths } from "./kv.js";
 import { leasePaths } from "./lease.js";
 import { lockPaths } from "./lock.js";
@@ -18,7 +20,7 @@ import { maintenancePaths } from "./maintenance.js";
 import { plainError } from "./response.js";
 import { streamCall } from "./stream.js";
 import { unaryCall, type NodeExchange } from "./unary.js";
-import { versionRoutes } from "./version.js";
+import { etcdVersion, versionRoutes } from "./version.js";
 import { watchPaths } from "./watch.js";
 
 /** A gateway path below the prefix, and the RPC it calls. */
@@ -28,9 +30,9 @@ export interface GatewayPath {
 }
 
 export interface GatewayOptions {
-  /** The routes function the RPC listener serves (see in-process.ts sharedRoutes). */
+  /** The routes the RPC listener serves (services/registry.ts). */
   routes: Routes;
-  /** The unary implementations of those routes by request path (services/unary-methods.ts): called directly. */
+  /** The unary implementations of those routes by request path (services/registry.ts): called directly. */
   unary: ReadonlyMap<string, UnaryMethod>;
   /** --max-send-bytes: the largest request message, as for gRPC clients; JSON bodies get twice that. */
   maxSendBytes: number;
@@ -52,6 +54,7 @@ const optionsOk = () => new Response(null, { status: 200 });
 export function gatewayRoutes(o: GatewayOptions): Hono {
   const transport = inProcessTransport(o.routes, o.maxSendBytes);
   const maxJsonBytes = jsonLimitFor(o.maxSendBytes);
+  const version = etcdVersion(transport);
   const app = new Hono();
   for (const { path, method } of GATEWAY_PATHS) {
     // DescMethod does not narrow on methodKind; etcd has no client-streaming RPC, so the rest stream.
@@ -59,7 +62,7 @@ export function gatewayRoutes(o: GatewayOptions): Hono {
     if (method.methodKind === "unary") {
       const direct = o.unary.get(`/${method.parent.typeName}/${method.name}`);
       const unary = method as DescMethodUnary;
-      call = unaryCall(unary, direct ? directUnary(direct, o.maxSendBytes) : transportUnary(unary, transport), maxJsonBytes);
+      call = unaryCall(unary, direct ? directUnary(direct, o.maxSendBytes) : transportUnary(unary, transport), maxJsonBytes, version);
     } else {
       const stream = streamCall(method as DescMethodStreaming, transport, maxJsonBytes);
       call = (req) => stream(req);

@@ -13,8 +13,8 @@ export function resultResponse(json: string): Response {
 }
 
 /** `{"error":…,"message":…,"code":…}` with the HTTP status of the code. */
-export function errorResponse(err: ConnectError): Response {
-  return new Response(errorBody(err), { status: httpStatusOf(err.code), headers: { "content-type": "application/json" } });
+export function errorResponse(err: ConnectError, preconditionStatus?: number): Response {
+  return new Response(errorBody(err), { status: httpStatusOf(err.code, preconditionStatus), headers: { "content-type": "application/json" } });
 }
 
 /** Go's http.Error: plain text with a newline, and nosniff. grpc-gateway answers 404 and 405 this way. */

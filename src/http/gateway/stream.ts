@@ -12,6 +12,7 @@ import { gatewayError, streamErrorLine } from "./errors.js";
 import { encodeMessage } from "./json.js";
 import { callMetadata } from "./metadata.js";
 import { errorResponse, RESULT_HEADERS } from "./response.js";
+import { canceled, deadlineExceeded } from "../../wire/errors.js";
 
 const encoder = new TextEncoder();
 
@@ -20,7 +21,7 @@ export function streamCall<I extends DescMessage, O extends DescMessage>(method:
     // Owned by this call: aborted when the client goes away, when a request object is bad, or when the
     // response ends, so the RPC (and etcd's stream behind it) never outlives the HTTP exchange.
     const abort = new AbortController();
-    const clientGone = () => abort.abort(new ConnectError("context canceled", Code.Canceled));
+    const clientGone = () => abort.abort(canceled());
     req.signal.addEventListener("abort", clientGone, { once: true });
     const done = () => {
       req.signal.removeEventListener("abort", clientGone);
@@ -38,7 +39,7 @@ export function streamCall<I extends DescMessage, O extends DescMessage>(method:
       const input = method.methodKind === "server_streaming"
         ? once(await readMessage(req, method.input, maxJsonBytes))
         : guarded(readMessages(req.body, method.input, maxJsonBytes), failInput);
-      if (md.expired) throw new ConnectError("context deadline exceeded", Code.DeadlineExceeded);
+      if (md.expired) throw deadlineExceeded();
       const res = await transport.stream(method, abort.signal, md.timeoutMs, md.headers, input);
       const messages = res.message[Symbol.asyncIterator]();
       // Like grpc-gateway, answer only once the stream has said something: an error before the first

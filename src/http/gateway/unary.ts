@@ -3,11 +3,12 @@ import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/proto
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Readable } from "node:stream";
 import { readMessage } from "./body.js";
-import { gatewayError } from "./errors.js";
+import { gatewayError, preconditionStatusFor } from "./errors.js";
 import type { UnaryInvoke } from "./in-process.js";
 import { encodeMessage } from "./json.js";
 import { callMetadata } from "./metadata.js";
 import { errorResponse, resultResponse } from "./response.js";
+import { canceled, deadlineExceeded } from "../../wire/errors.js";
 
 /**
  * The Node request and response behind a Request, when the adapter passes them (@hono/node-server puts
@@ -19,17 +20,17 @@ export interface NodeExchange {
   outgoing: { once(event: "close", fn: () => void): unknown; off(event: "close", fn: () => void): unknown; writableFinished: boolean };
 }
 
-export function unaryCall<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, invoke: UnaryInvoke, maxJsonBytes: number) {
+export function unaryCall<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, invoke: UnaryInvoke, maxJsonBytes: number, etcdVersion: () => Promise<string | undefined>) {
   return async (req: Request, node?: NodeExchange): Promise<Response> => {
     let gone: AbortController | undefined;
     const onClose = () => {
-      if (!node?.outgoing.writableFinished) gone?.abort(new ConnectError("context canceled", Code.Canceled));
+      if (!node?.outgoing.writableFinished) gone?.abort(canceled());
     };
     try {
       // Metadata first, as grpc-gateway does: a bad Grpc-Timeout is reported before a bad body.
       const md = callMetadata(req);
       const input = await readMessage(req, method.input, maxJsonBytes, node?.incoming);
-      if (md.expired) throw new ConnectError("context deadline exceeded", Code.DeadlineExceeded);
+      if (md.expired) throw deadlineExceeded();
       let signal = req.signal;
       if (node) {
         gone = new AbortController();
@@ -39,7 +40,8 @@ export function unaryCall<I extends DescMessage, O extends DescMessage>(method: 
       const output = (await invoke(input, md, signal)) as MessageShape<O>;
       return resultResponse(encodeMessage(method.output, output));
     } catch (err) {
-      return errorResponse(gatewayError(err));
+      const e = gatewayError(err);
+      return errorResponse(e, e.code === Code.FailedPrecondition ? preconditionStatusFor(await etcdVersion()) : undefined);
     } finally {
       node?.outgoing.off("close", onClose);
     }

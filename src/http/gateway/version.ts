@@ -10,6 +10,21 @@ import { gatewayError } from "./errors.js";
 import { goJson } from "./json.js";
 import { errorResponse, plainError } from "./response.js";
 
+/**
+ * The version of the etcd behind the proxy, asked once (Maintenance.Status) and kept; asked again after
+ * a failure. The gateway's FailedPrecondition status depends on it (errors.ts).
+ */
+export function etcdVersion(transport: Transport): () => Promise<string | undefined> {
+  let known: Promise<string | undefined> | undefined;
+  return () => {
+    known ??= transport.unary(Maintenance.method.status, undefined, 5000, undefined, {}).then((r) => r.message.version, () => {
+      known = undefined;
+      return undefined;
+    });
+    return known;
+  };
+}
+
 export function versionRoutes(transport: Transport): Hono {
   const app = new Hono();
   app.get("/version", async (c) => {
