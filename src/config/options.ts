@@ -1,4 +1,6 @@
 /**
+ * config/: flags and options, plain data. Imports: no other src/ folder (a leaf).
+ *
  * Turns parsed flag values into the options the parts of the proxy are built from. Every check that can
  * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
  */
@@ -84,8 +86,10 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
   if (maxVersion) listenerTls.maxVersion = maxVersion;
   if (maxVersion === "TLSv1.2" && listenerTls.minVersion === "TLSv1.3") throw new FlagError("--tls-min-version is greater than --tls-max-version");
   if (Boolean(listenerTls.certFile) !== Boolean(listenerTls.keyFile)) throw new FlagError("--cert-file and --key-file must be given together");
-  if ((listenerTls.trustedCaFile || listenerTls.clientCrlFile) && !listenerTls.certFile && !listenerTls.autoTls) {
-    throw new FlagError("--trusted-ca-file and --client-crl-file need listener TLS (--cert-file/--key-file or --auto-tls)");
+  // etcd's proxy refuses this too ("KeyFile and CertFile are not presented"). --client-crl-file without TLS
+  // is accepted and has no effect, as in etcd (tls-files.ts warns).
+  if (listenerTls.trustedCaFile && !listenerTls.certFile && !listenerTls.autoTls) {
+    throw new FlagError("--trusted-ca-file needs listener TLS (--cert-file/--key-file or --auto-tls)");
   }
   const [listenHost, listenPort] = hostPort(values["listen-addr"]!, "--listen-addr", true);
   return {

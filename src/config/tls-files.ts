@@ -6,6 +6,7 @@
 import { mkdir, readFile, writeFile, access } from "node:fs/promises";
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
+import { ClientCrl } from "./crl.js";
 import { FlagError } from "./flags.js";
 import type { ListenerTlsFiles, UpstreamTlsFiles } from "./options.js";
 
@@ -13,7 +14,8 @@ export interface ListenerTls {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer;
-  crl?: Buffer;
+  /** --client-crl-file, with --trusted-ca-file only: clients are not asked for a certificate without it. */
+  crl?: ClientCrl;
   /** Set with --trusted-ca-file: a client without a certificate signed by `ca` is refused. */
   requireClientCert: boolean;
   ciphers?: string;
@@ -42,8 +44,9 @@ export async function loadUpstreamTls(files: UpstreamTlsFiles): Promise<Upstream
     tls.cert = await read(files.cert, "--cert");
     // etcd treats a client certificate's CN as the user of every request that has no token, so a CN
     // would run every proxied request as that user; etcd's proxy refuses it for the same reason (#11970).
+    // etcd's words and exit status 1 (not a flag error): etcd's e2e suite waits for that text.
     const cn = commonName(tls.cert);
-    if (cn) throw new FlagError(`--cert: the certificate has CommonName "${cn}"; etcd would run every proxied request as that user, use a certificate with an empty CN`);
+    if (cn) throw new Error(`--cert: cert has non empty Common Name (${cn}): etcd would run every proxied request as user "${cn}"; use a certificate with an empty CN`);
   }
   if (files.key) tls.key = await read(files.key, "--key");
   if (files.cacert) tls.ca = await read(files.cacert, "--cacert");
@@ -59,8 +62,16 @@ function commonName(pem: Buffer): string | undefined {
   }
 }
 
-/** undefined when the listener is cleartext. */
-export async function loadListenerTls(files: ListenerTlsFiles, dataDir: string): Promise<ListenerTls | undefined> {
+/**
+ * undefined when the listener is cleartext. `warn` gets one line for a flag that is accepted but has no
+ * effect.
+ */
+export async function loadListenerTls(files: ListenerTlsFiles, dataDir: string, warn: (line: string) => void): Promise<ListenerTls | undefined> {
+  // As etcd's proxy: only a client certificate is checked against the CRL, and one is asked for only with
+  // --trusted-ca-file. etcd's e2e suite passes --client-crl-file to cleartext proxies too.
+  if (files.clientCrlFile && !files.trustedCaFile) {
+    warn("etcd-edge: --client-crl-file has no effect without --trusted-ca-file and listener TLS (no client certificates are asked for)");
+  }
   let cert: Buffer;
   let key: Buffer;
   if (files.certFile && files.keyFile) {
@@ -76,7 +87,13 @@ export async function loadListenerTls(files: ListenerTlsFiles, dataDir: string):
     tls.ca = await read(files.trustedCaFile, "--trusted-ca-file");
     tls.requireClientCert = true;
   }
-  if (files.clientCrlFile) tls.crl = await read(files.clientCrlFile, "--client-crl-file");
+  if (files.clientCrlFile && tls.requireClientCert) {
+    try {
+      tls.crl = ClientCrl.load(files.clientCrlFile);
+    } catch (err) {
+      throw new FlagError((err as Error).message);
+    }
+  }
   if (files.cipherSuites) tls.ciphers = files.cipherSuites.split(",").map((s) => s.trim()).join(":");
   if (files.maxVersion) tls.maxVersion = files.maxVersion;
   return tls;

@@ -6,9 +6,22 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { ListenerTls } from "../config/tls-files.js";
 import { runtime, type Http1Handoff, type StreamTaker } from "../runtime/runtime.js";
-import { sniffProtocol } from "./sniff.js";
+import { refuseRevoked, type RevocationList } from "./revocation.js";
+import { readFirstFramesOfH2, sniffProtocol } from "./sniff.js";
+
+/** The listener's TLS, as config/tls-files.ts reads it from the flags. */
+export interface ListenerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+  crl?: RevocationList;
+  /** Set with --trusted-ca-file: a client without a certificate signed by `ca` is refused. */
+  requireClientCert: boolean;
+  ciphers?: string;
+  minVersion: "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1.2" | "TLSv1.3";
+}
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -68,13 +81,16 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
       cert: o.tls.cert,
       key: o.tls.key,
       ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls.crl ? { crl: o.tls.crl } : {}),
       ...(o.tls.ciphers ? { ciphers: o.tls.ciphers } : {}),
       minVersion: o.tls.minVersion,
       ...(o.tls.maxVersion ? { maxVersion: o.tls.maxVersion } : {}),
       requestCert: o.tls.requireClientCert,
       rejectUnauthorized: o.tls.requireClientCert,
     });
+    // Wraps the session setup before anything else does, so later wrappers (the CRL check) run first.
+    readFirstFramesOfH2(secure);
+    // Not node:tls's `crl`: etcd reads DER too and ignores nextUpdate (revocation.ts).
+    if (o.tls.crl) refuseRevoked(secure, o.tls.crl, o.log);
     secure.on("request", o.handler);
     if (o.streams) runtime.streamsFirst(secure, o.streams);
     secure.on("sessionError", () => {});
