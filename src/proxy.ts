@@ -13,8 +13,12 @@ import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
 import { etcdServices } from "./services/routes.js";
+import { discoverEndpoints } from "./upstream/client/discovery.js";
+import { EndpointSync } from "./upstream/client/endpoint-sync.js";
 import { registerClientMetrics } from "./upstream/client/metrics.js";
-import { Upstream } from "./upstream/client/upstream.js";
+import { RegisteredProxies } from "./upstream/client/registered-proxies.js";
+import { Registration } from "./upstream/client/registration.js";
+import { Upstream, type Endpoint } from "./upstream/client/upstream.js";
 import { CoalescedKv } from "./upstream/kv/coalesced-kv.js";
 import { registerKvMetrics } from "./upstream/kv/metrics.js";
 import { LeaseHub } from "./upstream/lease/lease-hub.js";
@@ -32,7 +36,8 @@ export interface Proxy {
 }
 
 export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ debug: o.debug })): Promise<Proxy> {
-  const wantsUpstreamTls = o.endpoints.some((e) => e.tls);
+  const endpoints = await etcdEndpoints(o, log);
+  const wantsUpstreamTls = endpoints.some((e) => e.tls);
   const upstreamTls = wantsUpstreamTls ? await loadUpstreamTls(o.upstreamTls) : undefined;
   const listenerTls = await loadListenerTls(o.listenerTls, o.dataDir, (line) => log.warn(line));
   // --ui: the bundle is read before listening, so a missing build fails the start, not the first visit.
@@ -40,7 +45,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
 
   const metrics = new Metrics();
   const upstream = new Upstream({
-    endpoints: o.endpoints,
+    endpoints,
     tls: upstreamTls,
     maxSendBytes: o.maxSendBytes,
     maxRecvBytes: o.maxRecvBytes,
@@ -55,7 +60,14 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
   registerLeaseMetrics(metrics, leases);
   registerWatchMetrics(metrics, watches);
 
-  const services = etcdServices(upstream, { advertiseClientUrl: o.advertiseClientUrl, hostname: runtime.hostname() }, { kv, leases, watches });
+  const hostname = runtime.hostname();
+  const registration = o.resolverPrefix
+    ? new Registration(upstream, { prefix: o.resolverPrefix, addr: o.advertiseClientUrl, ttlSec: o.resolverTtlSec, hostname, log })
+    : undefined;
+  const registered = o.resolverPrefix && o.advertiseClientUrl ? new RegisteredProxies(upstream, o.resolverPrefix, log) : undefined;
+  const sync = o.endpointsAutoSyncIntervalMs > 0 ? new EndpointSync(upstream, { intervalMs: o.endpointsAutoSyncIntervalMs, log }) : undefined;
+
+  const services = etcdServices(upstream, { advertiseClientUrl: o.advertiseClientUrl, hostname, ...(registered ? { registered } : {}) }, { kv, leases, watches });
   const app = createApp(() => upstream.check(), metrics, log, { uiBundle, gateway: { routes: services.routes, unary: services.unary, maxSendBytes: o.maxSendBytes } });
   const { handler, streams } = dispatch({
     unary: services.unary,
@@ -71,12 +83,20 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams,
     log: (msg) => log.warn(msg),
   });
+  // Registered once listening: a client sent here by the registration finds the port open.
+  registration?.start();
+  registered?.start();
+  sync?.start();
   return {
     listener,
     upstream,
     metrics,
     scheme: listenerTls ? "https" : "http",
     async close() {
+      // First: the registration's key goes, so no new client is sent to a proxy that is going away.
+      await registration?.close();
+      registered?.close();
+      sync?.close();
       await listener.close();
       kv.close();
       leases.close();
@@ -84,4 +104,19 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
       upstream.close();
     },
   };
+}
+
+/**
+ * --discovery-srv's endpoints when DNS names any (usable ones: see discovery.ts), else --endpoints, as etcd's
+ * proxy chooses. A failed lookup of both SRV names fails the start, as in etcd.
+ */
+async function etcdEndpoints(o: ProxyOptions, log: Logger): Promise<Endpoint[]> {
+  if (!o.discovery) return o.endpoints;
+  const found = await discoverEndpoints(o.discovery);
+  if (found.length === 0) {
+    log.warn({ domain: o.discovery.domain, endpoints: o.endpoints.map((e) => e.url) }, "no usable endpoint from DNS SRV discovery; using --endpoints");
+    return o.endpoints;
+  }
+  log.info({ domain: o.discovery.domain, endpoints: found.map((e) => e.url) }, "discovered the cluster from DNS SRV records");
+  return found;
 }

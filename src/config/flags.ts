@@ -25,13 +25,13 @@ export const FLAGS: readonly FlagSpec[] = [
   // etcd grpc-proxy start
   { name: "listen-addr", kind: "string", default: "127.0.0.1:23790", help: "address to listen on for gRPC, gRPC-Web, Connect and HTTP" },
   { name: "endpoints", kind: "string", default: "127.0.0.1:2379", help: "comma separated etcd cluster endpoints (host:port, http:// or https://)" },
-  { name: "discovery-srv", kind: "string", default: "", help: "domain name to query for SRV records describing cluster endpoints", status: "later" },
-  { name: "discovery-srv-name", kind: "string", default: "", help: "service name to query when using DNS discovery", status: "later" },
-  { name: "insecure-discovery", kind: "bool", default: "false", help: "accept insecure SRV records describing cluster endpoints", status: "later" },
+  { name: "discovery-srv", kind: "string", default: "", help: "domain name to query for SRV records describing cluster endpoints (_etcd-client-ssl._tcp / _etcd-client._tcp); used instead of --endpoints when it finds any" },
+  { name: "discovery-srv-name", kind: "string", default: "", help: "service name to query when using DNS discovery (_etcd-client-<name>._tcp)" },
+  { name: "insecure-discovery", kind: "bool", default: "false", help: "accept insecure SRV records describing cluster endpoints (without it only reachable https endpoints are kept)" },
   { name: "metrics-addr", kind: "string", default: "", help: "a second listener for /metrics and /health (http:// or https://)", status: "later" },
   { name: "advertise-client-url", kind: "string", default: "127.0.0.1:23790", help: "this proxy's address as returned by MemberList; empty forwards MemberList to etcd" },
-  { name: "resolver-prefix", kind: "string", default: "", help: "prefix under which the proxy registers itself in etcd", status: "later" },
-  { name: "resolver-ttl", kind: "int", default: "0", help: "TTL (seconds) of the registration lease", status: "later" },
+  { name: "resolver-prefix", kind: "string", default: "", help: "prefix under which the proxy registers itself in etcd (key <prefix>/<advertise-client-url>); MemberList then lists every registered proxy" },
+  { name: "resolver-ttl", kind: "int", default: "0", help: "TTL (seconds) of the registration lease; required with --resolver-prefix" },
   { name: "namespace", kind: "string", default: "", help: "string prefixed to every key the proxy sends to etcd", status: "later" },
   { name: "enable-pprof", kind: "bool", default: "false", help: "Go profiling endpoints: not applicable to this proxy (use --cpu-prof of the runtime)", status: "ignored" },
   { name: "data-dir", kind: "string", default: "default.proxy", help: "directory for --auto-tls certificates (<data-dir>/fixtures/proxy)" },
@@ -55,7 +55,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "grpc-keepalive-interval", kind: "duration", default: "2h", help: "server to client ping interval (0 disables)", status: "later" },
   { name: "grpc-keepalive-timeout", kind: "duration", default: "20s", help: "ping ack timeout", status: "later" },
   { name: "self-signed-cert-validity", kind: "int", default: "1", help: "validity of --auto-tls certificates, in years" },
-  { name: "endpoints-auto-sync-interval", kind: "duration", default: "0s", help: "refresh endpoints from etcd's MemberList at this interval (0 disables)", status: "later" },
+  { name: "endpoints-auto-sync-interval", kind: "duration", default: "0s", help: "refresh endpoints from etcd's MemberList at this interval (0 disables)" },
   { name: "dial-keepalive-time", kind: "duration", default: "0s", help: "ping etcd after this much idle time (0 disables)" },
   { name: "dial-keepalive-timeout", kind: "duration", default: "20s", help: "ping ack timeout towards etcd" },
   { name: "permit-without-stream", kind: "bool", default: "false", help: "ping etcd even without open calls", status: "ignored" },
@@ -64,6 +64,7 @@ export const FLAGS: readonly FlagSpec[] = [
   // etcd-edge's own
   { name: "cors-allowed-origins", kind: "string", default: "", help: "comma separated origins (scheme://host[:port]) whose pages may call the proxy; * allows any; none by default" },
   { name: "ui", kind: "bool", default: "false", help: "serve a small key browser at /ui/ (lists keys under a prefix, updates live)" },
+  { name: "discovery-srv-resolver", kind: "string", default: "", help: "DNS server(s) for --discovery-srv, comma separated host[:port]; the system's resolver by default" },
 ];
 
 export type FlagValues = Record<string, string>;

@@ -4,6 +4,7 @@
  * Turns parsed flag values into the options the parts of the proxy are built from. Every check that can
  * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
  */
+import { isIP } from "node:net";
 import { FLAGS, FlagError, parseDuration, type FlagValues } from "./flags.js";
 
 export interface Endpoint {
@@ -31,12 +32,31 @@ export interface ListenerTlsFiles {
   selfSignedCertValidityYears: number;
 }
 
+/** --discovery-srv: etcd's endpoints from DNS SRV records, as etcd's pkg/srv looks them up. */
+export interface DiscoveryOptions {
+  domain: string;
+  /** --discovery-srv-name: `_etcd-client[-ssl]-<name>._tcp.<domain>`. */
+  serviceName: string;
+  /** --insecure-discovery: keep http endpoints too (else only https ones that accept a connection). */
+  insecure: boolean;
+  /** --discovery-srv-resolver: DNS servers ("ip" or "ip:port"); empty: the system's resolver. */
+  dnsServers: string[];
+}
+
 export interface ProxyOptions {
   listenHost: string;
   listenPort: number;
   endpoints: Endpoint[];
   /** Returned by MemberList in place of etcd's members; empty means MemberList is forwarded to etcd. */
   advertiseClientUrl: string;
+  /** --resolver-prefix: register as `<prefix>/<advertiseClientUrl>` under a lease; empty: no registration. */
+  resolverPrefix: string;
+  /** --resolver-ttl: TTL (s) of the registration lease; >= 1 whenever resolverPrefix is set. */
+  resolverTtlSec: number;
+  /** Set with --discovery-srv: the endpoints come from DNS, `endpoints` is the fallback (as in etcd). */
+  discovery?: DiscoveryOptions;
+  /** --endpoints-auto-sync-interval: replace the endpoints with etcd's members' client URLs this often; 0: off. */
+  endpointsAutoSyncIntervalMs: number;
   dataDir: string;
   /** Largest request accepted from a client and sent to etcd (grpc-proxy's --max-send-bytes). */
   maxSendBytes: number;
@@ -92,11 +112,16 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     throw new FlagError("--trusted-ca-file needs listener TLS (--cert-file/--key-file or --auto-tls)");
   }
   const [listenHost, listenPort] = hostPort(values["listen-addr"]!, "--listen-addr", true);
+  const resolver = resolverOptions(values);
+  const discovery = discoveryOptions(values);
   return {
     listenHost,
     listenPort,
     endpoints: parseEndpoints(values["endpoints"]!, wantsTls),
     advertiseClientUrl: values["advertise-client-url"]!,
+    ...resolver,
+    ...(discovery ? { discovery } : {}),
+    endpointsAutoSyncIntervalMs: Math.max(0, parseDuration(values["endpoints-auto-sync-interval"] || "0") ?? 0),
     dataDir: values["data-dir"] || "default.proxy",
     maxSendBytes: positiveInt(values["max-send-bytes"]!, "--max-send-bytes"),
     maxRecvBytes: positiveInt(values["max-recv-bytes"]!, "--max-recv-bytes"),
@@ -109,6 +134,32 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
     ui: values["ui"] === "true",
   };
+}
+
+/** etcd's checkArgs, with its words: a prefix needs a TTL, a TTL needs a prefix, and both need an address. */
+function resolverOptions(values: FlagValues): { resolverPrefix: string; resolverTtlSec: number } {
+  const resolverPrefix = values["resolver-prefix"]!;
+  const resolverTtlSec = Number(values["resolver-ttl"] || "0");
+  if (resolverPrefix !== "" && resolverTtlSec < 1) throw new FlagError(`invalid resolver-ttl ${resolverTtlSec}`);
+  if (resolverPrefix === "" && resolverTtlSec > 0) throw new FlagError(`invalid resolver-prefix ${JSON.stringify(resolverPrefix)}`);
+  if (resolverPrefix !== "" && values["advertise-client-url"] === "") throw new FlagError(`invalid advertise-client-url ""`);
+  return { resolverPrefix, resolverTtlSec };
+}
+
+/** --discovery-srv-name and --discovery-srv-resolver mean nothing without --discovery-srv (etcd ignores the name too). */
+function discoveryOptions(values: FlagValues): DiscoveryOptions | undefined {
+  const domain = values["discovery-srv"]!;
+  if (domain === "") return undefined;
+  const dnsServers = values["discovery-srv-resolver"]!.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const server of dnsServers) {
+    // node:dns takes addresses only ("1.2.3.4", "1.2.3.4:53", "::1", "[::1]:53"), never names.
+    const m = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d{1,5}))?$/.exec(server);
+    const ip = m?.[1] ?? m?.[2] ?? server;
+    if (isIP(ip) === 0 || (m?.[3] !== undefined && Number(m[3]) > 65535)) {
+      throw new FlagError(`--discovery-srv-resolver: "${server}" is not an IP address with an optional port`);
+    }
+  }
+  return { domain, serviceName: values["discovery-srv-name"]!, insecure: values["insecure-discovery"] === "true", dnsServers };
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

@@ -83,15 +83,45 @@ t.test("-- and the first non-flag word end the flags", async (t) => {
 });
 
 t.test("'later' flags: refused with a value, accepted when empty or default", async (t) => {
-  for (const args of [["--namespace=x"], ["--discovery-srv", "example.com"], ["--resolver-prefix=p"], ["--insecure-discovery"],
-    ["--metrics-addr=http://127.0.0.1:2381"], ["--endpoints-auto-sync-interval=30s"], ["--experimental-leasing-prefix=l"]]) {
+  for (const args of [["--namespace=x"],
+    ["--metrics-addr=http://127.0.0.1:2381"], ["--experimental-leasing-prefix=l"]]) {
     const flag = args[0]!.replace(/^--([^=]*).*$/, "$1");
     t.throws(() => options(...args), { name: "FlagError", message: `--${flag} is not supported yet by etcd-edge` }, args.join(" "));
   }
-  for (const args of [["--namespace="], ["--namespace", ""], ["--insecure-discovery=false"], ["--resolver-ttl=0"], ["--grpc-keepalive-interval=2h"]]) {
+  for (const args of [["--namespace="], ["--namespace", ""], ["--grpc-keepalive-interval=2h"]]) {
     t.doesNotThrow(() => options(...args), args.join(" "));
   }
   t.doesNotThrow(() => options("--enable-pprof", "--grpc-keepalive-min-time=1s", "--permit-without-stream"), "'ignored' flags are accepted");
+});
+
+t.test("--resolver-prefix and --resolver-ttl: checked as etcd's checkArgs, with its words", async (t) => {
+  const o = options("--resolver-prefix=___grpc_proxy_endpoint", "--resolver-ttl=60");
+  t.same([o.resolverPrefix, o.resolverTtlSec, o.advertiseClientUrl], ["___grpc_proxy_endpoint", 60, "127.0.0.1:23790"]);
+  t.same([options().resolverPrefix, options().resolverTtlSec], ["", 0], "off by default");
+  t.same([options("--resolver-ttl=0").resolverTtlSec, options("--resolver-prefix=").resolverPrefix], [0, ""], "empty and zero are unset");
+  t.throws(() => options("--resolver-prefix=p"), { name: "FlagError", message: "invalid resolver-ttl 0" });
+  t.throws(() => options("--resolver-prefix=p", "--resolver-ttl=-3"), { message: "invalid resolver-ttl -3" });
+  t.throws(() => options("--resolver-ttl=5"), { message: 'invalid resolver-prefix ""' });
+  t.throws(() => options("--resolver-prefix=p", "--resolver-ttl=5", "--advertise-client-url="), { message: 'invalid advertise-client-url ""' });
+});
+
+t.test("--discovery-srv, --discovery-srv-name, --insecure-discovery, --discovery-srv-resolver", async (t) => {
+  t.equal(options().discovery, undefined, "off by default");
+  t.equal(options("--discovery-srv-name=x", "--insecure-discovery").discovery, undefined, "nothing without --discovery-srv");
+  t.same(options("--discovery-srv=example.com").discovery, { domain: "example.com", serviceName: "", insecure: false, dnsServers: [] });
+  t.same(options("--discovery-srv=example.com", "--discovery-srv-name=prod", "--insecure-discovery", "--discovery-srv-resolver=127.0.0.1:5353, ::1,[::1]:53").discovery,
+    { domain: "example.com", serviceName: "prod", insecure: true, dnsServers: ["127.0.0.1:5353", "::1", "[::1]:53"] });
+  for (const bad of ["dns.example:53", "127.0.0.1:99999", "1.2.3:53"]) {
+    t.throws(() => options("--discovery-srv=example.com", `--discovery-srv-resolver=${bad}`), { message: /is not an IP address/ }, bad);
+  }
+  t.same(options("--discovery-srv=example.com").endpoints, [{ url: "http://127.0.0.1:2379", tls: false }], "--endpoints stays, as the fallback");
+});
+
+t.test("--endpoints-auto-sync-interval", async (t) => {
+  t.equal(options().endpointsAutoSyncIntervalMs, 0, "off by default");
+  t.equal(options("--endpoints-auto-sync-interval=30s").endpointsAutoSyncIntervalMs, 30_000);
+  t.equal(options("--endpoints-auto-sync-interval=0").endpointsAutoSyncIntervalMs, 0);
+  t.throws(() => parse("--endpoints-auto-sync-interval=30"), { message: /invalid duration "30"/ });
 });
 
 t.test("--listen-addr", async (t) => {

@@ -41,10 +41,16 @@ interface EndpointState {
   clients: EtcdClients & { close(): void };
   /** false after a call found it unreachable, until a probe succeeds. */
   up: boolean;
+  /** Aborts of the streams open on this endpoint: fired when the endpoint is taken out of the list. */
+  readonly streams: Set<AbortController>;
 }
 
 export class Upstream {
-  readonly endpoints: EndpointState[];
+  /**
+   * The endpoints calls may go to, in order. Replaced as a whole by setEndpoints (never edited in place), so
+   * a loop over an earlier list still sees a consistent one.
+   */
+  private list: readonly EndpointState[];
   /** Index of the endpoint new calls go to; moves on when that endpoint is unreachable. */
   private current = 0;
   /** Upstream streams (Watch, LeaseKeepAlive, Snapshot, Observe, ...) open now. */
@@ -52,13 +58,47 @@ export class Upstream {
   private readonly probeTimer: ReturnType<typeof setInterval>;
 
   constructor(private readonly o: UpstreamOptions) {
-    this.endpoints = o.endpoints.map((e) => ({
-      url: e.url,
-      up: true,
-      clients: createEtcdClients({ url: e.url, tls: o.tls, maxSendBytes: o.maxSendBytes, maxRecvBytes: o.maxRecvBytes, keepAliveTimeMs: o.keepAliveTimeMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs }),
-    }));
+    if (o.endpoints.length === 0) throw new Error("no etcd endpoint");
+    this.list = o.endpoints.map((e) => this.open(e));
     this.probeTimer = setInterval(() => void this.probeDown(), o.probeIntervalMs ?? 2000);
     this.probeTimer.unref?.();
+  }
+
+  get endpoints(): readonly EndpointState[] {
+    return this.list;
+  }
+
+  /**
+   * Replaces the endpoint list (--endpoints-auto-sync-interval): endpoints kept keep their sessions and
+   * state; new ones start as up; a removed one takes no new call, its unary calls in flight finish (its
+   * session is closed gracefully), and its streams end now with Unavailable, so the watch and keep-alive
+   * hubs re-attach on an endpoint of the new list. An empty list is ignored: no endpoint left to call.
+   */
+  setEndpoints(endpoints: readonly Endpoint[]): { added: string[]; removed: string[] } {
+    const urls = [...new Set(endpoints.map((e) => e.url))];
+    if (urls.length === 0) return { added: [], removed: [] };
+    const currentUrl = this.list[this.current]?.url;
+    const old = new Map(this.list.map((ep) => [ep.url, ep]));
+    const added = urls.filter((u) => !old.has(u));
+    const removed = this.list.filter((ep) => !urls.includes(ep.url));
+    if (added.length === 0 && removed.length === 0 && urls.every((u, i) => this.list[i]?.url === u)) return { added: [], removed: [] };
+    this.list = urls.map((url) => old.get(url) ?? this.open(endpoints.find((e) => e.url === url)!));
+    this.current = Math.max(0, this.list.findIndex((ep) => ep.url === currentUrl));
+    for (const ep of removed) {
+      for (const stream of ep.streams) stream.abort(new ConnectError(`etcd endpoint ${ep.url} was removed from the endpoint list`, Code.Unavailable));
+      ep.clients.close();
+    }
+    return { added, removed: removed.map((ep) => ep.url) };
+  }
+
+  private open(e: Endpoint): EndpointState {
+    const o = this.o;
+    return {
+      url: e.url,
+      up: true,
+      streams: new Set(),
+      clients: createEtcdClients({ url: e.url, tls: o.tls, maxSendBytes: o.maxSendBytes, maxRecvBytes: o.maxRecvBytes, keepAliveTimeMs: o.keepAliveTimeMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs }),
+    };
   }
 
   /** Call options for an upstream call on behalf of `caller`: its metadata, deadline and cancellation. */
@@ -104,12 +144,16 @@ export class Upstream {
     caller?.signal.addEventListener("abort", onAbort, { once: true });
     const ep = this.pick();
     this.openStreams++;
+    ep.streams.add(abort);
     try {
       yield* call(ep.clients, this.callOptions(caller, abort.signal));
     } catch (err) {
+      // Taken out of the list (setEndpoints): the abort's reason says so, whatever the transport made of it.
+      if (abort.signal.reason instanceof ConnectError && !caller?.signal.aborted) throw abort.signal.reason;
       if (isUnreachable(err)) this.markDown(ep);
       throw fromUpstream(err);
     } finally {
+      ep.streams.delete(abort);
       this.openStreams--;
       caller?.signal.removeEventListener("abort", onAbort);
       abort.abort();
@@ -130,7 +174,8 @@ export class Upstream {
 
   private markDown(ep: EndpointState): void {
     ep.up = false;
-    this.current = (this.endpoints.indexOf(ep) + 1) % this.endpoints.length;
+    const idx = this.list.indexOf(ep);
+    if (idx !== -1) this.current = (idx + 1) % this.list.length; // -1: already out of the list
   }
 
   private async probeDown(): Promise<void> {
@@ -169,6 +214,6 @@ export class Upstream {
 
   close(): void {
     clearInterval(this.probeTimer);
-    for (const ep of this.endpoints) ep.clients.close();
+    for (const ep of this.list) ep.clients.close();
   }
 }
