@@ -43,7 +43,9 @@ async function main(argv: string[]): Promise<void> {
     return runtime.exit(err instanceof FlagError ? 2 : 1);
   });
   const { host, port } = proxy.listener;
-  runtime.stderr(`etcd-edge ${VERSION} (${runtime.name}) listening on ${proxy.scheme}://${host.includes(":") ? `[${host}]` : host}:${port}, etcd at ${options.endpoints.map((e) => e.url).join(",")}`);
+  const hostPort = (h: string, p: number) => `${h.includes(":") ? `[${h}]` : h}:${p}`;
+  const metricsAt = proxy.metricsListener ? `, /metrics and /health also on ${options.metricsListener!.scheme}://${hostPort(proxy.metricsListener.host, proxy.metricsListener.port)}` : "";
+  runtime.stderr(`etcd-edge ${VERSION} (${runtime.name}) listening on ${proxy.scheme}://${hostPort(host, port)}, etcd at ${options.endpoints.map((e) => e.url).join(",")}${metricsAt}`);
   runtime.onShutdown(async (signal) => {
     runtime.stderr(`etcd-edge: ${signal}, shutting down`);
     await proxy.close();

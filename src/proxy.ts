@@ -32,6 +32,8 @@ export interface Proxy {
   metrics: Metrics;
   /** "http" or "https": what clients dial. */
   scheme: "http" | "https";
+  /** --metrics-addr's listener (/metrics and /health only), when given. */
+  metricsListener: Listener | undefined;
   close(): Promise<void>;
 }
 
@@ -83,6 +85,18 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams,
     log: (msg) => log.warn(msg),
   });
+  // --metrics-addr: as etcd's proxy, a listener of its own with /metrics and /health only (no RPCs, no
+  // gateway, no UI), over HTTP/1.1 and HTTP/2; https with the listener's TLS, client certificates included.
+  const metricsListener = o.metricsListener ? await listen({
+    host: o.metricsListener.host, port: o.metricsListener.port,
+    tls: o.metricsListener.scheme === "https" ? listenerTls : undefined,
+    maxConcurrentStreams: o.maxConcurrentStreams,
+    handler: getRequestListener(createApp(() => upstream.check(), metrics, log).fetch) as RequestHandler,
+    log: (msg) => log.warn(msg),
+  }).catch(async (err: unknown) => {
+    await listener.close();
+    throw err;
+  }) : undefined;
   // Registered once listening: a client sent here by the registration finds the port open.
   registration?.start();
   registered?.start();
@@ -92,12 +106,13 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     upstream,
     metrics,
     scheme: listenerTls ? "https" : "http",
+    metricsListener,
     async close() {
       // First: the registration's key goes, so no new client is sent to a proxy that is going away.
       await registration?.close();
       registered?.close();
       sync?.close();
-      await listener.close();
+      await Promise.all([listener.close(), metricsListener?.close()]);
       kv.close();
       leases.close();
       watches.close();

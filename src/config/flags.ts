@@ -28,7 +28,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "discovery-srv", kind: "string", default: "", help: "domain name to query for SRV records describing cluster endpoints (_etcd-client-ssl._tcp / _etcd-client._tcp); used instead of --endpoints when it finds any" },
   { name: "discovery-srv-name", kind: "string", default: "", help: "service name to query when using DNS discovery (_etcd-client-<name>._tcp)" },
   { name: "insecure-discovery", kind: "bool", default: "false", help: "accept insecure SRV records describing cluster endpoints (without it only reachable https endpoints are kept)" },
-  { name: "metrics-addr", kind: "string", default: "", help: "a second listener for /metrics and /health (http:// or https://)", status: "later" },
+  { name: "metrics-addr", kind: "string", default: "", help: "a second listener for /metrics and /health only (http://host:port, or https://host:port with the listener's TLS files)" },
   { name: "advertise-client-url", kind: "string", default: "127.0.0.1:23790", help: "this proxy's address as returned by MemberList; empty forwards MemberList to etcd" },
   { name: "resolver-prefix", kind: "string", default: "", help: "prefix under which the proxy registers itself in etcd (key <prefix>/<advertise-client-url>); MemberList then lists every registered proxy" },
   { name: "resolver-ttl", kind: "int", default: "0", help: "TTL (seconds) of the registration lease; required with --resolver-prefix" },

@@ -73,6 +73,14 @@ export interface ProxyOptions {
   corsAllowedOrigins: string[];
   /** Serve the key browser at /ui/. Off by default: it shows every key the caller can read. */
   ui: boolean;
+  /** --metrics-addr: a second listener serving /metrics and /health only; https uses the listener's TLS. */
+  metricsListener?: MetricsListener;
+}
+
+export interface MetricsListener {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
 }
 
 const TLS_VERSIONS: Record<string, "TLSv1.2" | "TLSv1.3"> = { "TLS1.2": "TLSv1.2", "TLS1.3": "TLSv1.3" };
@@ -133,6 +141,7 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     dialKeepAliveTimeoutMs: parseDuration(values["dial-keepalive-timeout"] || "20s") ?? 20_000,
     corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
     ui: values["ui"] === "true",
+    ...metricsListener(values["metrics-addr"]!, listenerTls),
   };
 }
 
@@ -160,6 +169,23 @@ function discoveryOptions(values: FlagValues): DiscoveryOptions | undefined {
     }
   }
   return { domain, serviceName: values["discovery-srv-name"]!, insecure: values["insecure-discovery"] === "true", dnsServers };
+}
+
+/**
+ * --metrics-addr as etcd's proxy reads it (url.Parse, then transport.NewListener): `http://host:port` or
+ * `https://host:port`; https serves with the listener's TLS files, and without them etcd refuses to start.
+ */
+function metricsListener(text: string, tls: ListenerTlsFiles): { metricsListener?: MetricsListener } {
+  if (text === "") return {};
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)\/?$/i.exec(text);
+  if (!m) throw new FlagError(`--metrics-addr: expected http://host:port or https://host:port, got "${text}"`);
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== "http" && scheme !== "https") throw new FlagError(`--metrics-addr: unsupported scheme in "${text}" (use http or https)`);
+  if (scheme === "https" && !tls.certFile && !tls.autoTls) {
+    throw new FlagError(`--metrics-addr ${text}: https needs listener TLS (--cert-file/--key-file or --auto-tls), as etcd's proxy`);
+  }
+  const [host, port] = hostPort(m[2]!, "--metrics-addr", true);
+  return { metricsListener: { scheme, host, port } };
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

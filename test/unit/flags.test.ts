@@ -84,7 +84,7 @@ t.test("-- and the first non-flag word end the flags", async (t) => {
 
 t.test("'later' flags: refused with a value, accepted when empty or default", async (t) => {
   for (const args of [["--namespace=x"],
-    ["--metrics-addr=http://127.0.0.1:2381"], ["--experimental-leasing-prefix=l"]]) {
+    ["--experimental-leasing-prefix=l"]]) {
     const flag = args[0]!.replace(/^--([^=]*).*$/, "$1");
     t.throws(() => options(...args), { name: "FlagError", message: `--${flag} is not supported yet by etcd-edge` }, args.join(" "));
   }
@@ -176,4 +176,17 @@ t.test("TLS flag combinations are checked before anything listens", async (t) =>
   t.throws(() => options("--tls-min-version=TLS1.3", "--tls-max-version=TLS1.2"), { message: /greater than/ });
   t.throws(() => options("--max-send-bytes=0"), { message: /--max-send-bytes must be a positive integer/ });
   t.throws(() => options("--self-signed-cert-validity=-1"), { message: /must be a positive integer/ });
+});
+
+t.test("--metrics-addr: http:// or https:// host:port; https needs listener TLS, as etcd's proxy", async (t) => {
+  t.equal(options().metricsListener, undefined, "off by default");
+  t.same(options("--metrics-addr=http://127.0.0.1:2381").metricsListener, { scheme: "http", host: "127.0.0.1", port: 2381 });
+  t.same(options("--metrics-addr=http://localhost:2381/").metricsListener, { scheme: "http", host: "127.0.0.1", port: 2381 }, "localhost binds the IPv4 loopback, a trailing / is fine");
+  t.same(options("--metrics-addr=https://[::1]:2381", "--auto-tls").metricsListener, { scheme: "https", host: "::1", port: 2381 });
+  t.same(options("--metrics-addr=HTTPS://0.0.0.0:2381", "--cert-file=c", "--key-file=k").metricsListener, { scheme: "https", host: "0.0.0.0", port: 2381 });
+  t.throws(() => options("--metrics-addr=https://127.0.0.1:2381"), { name: "FlagError", message: /https needs listener TLS/ });
+  t.throws(() => options("--metrics-addr=127.0.0.1:2381"), { name: "FlagError", message: /expected http:\/\/host:port or https:\/\/host:port/ });
+  t.throws(() => options("--metrics-addr=unix://m.sock"), { name: "FlagError", message: /unsupported scheme/ });
+  t.throws(() => options("--metrics-addr=http://127.0.0.1:2381/metrics"), { name: "FlagError" }, "a path is not an address");
+  t.throws(() => options("--metrics-addr=http://127.0.0.1"), { name: "FlagError" }, "a port is needed");
 });
