@@ -83,6 +83,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
   });
   const listener = await listen({
     host: o.listenHost, port: o.listenPort, tls: listenerTls, maxConcurrentStreams: o.maxConcurrentStreams, handler, streams,
+    ...(o.grpcKeepAliveIntervalMs > 0 && o.grpcKeepAliveTimeoutMs > 0 ? { keepAlive: { intervalMs: o.grpcKeepAliveIntervalMs, timeoutMs: o.grpcKeepAliveTimeoutMs } } : {}),
     log: (msg) => log.warn(msg),
   });
   // --metrics-addr: as etcd's proxy, a listener of its own with /metrics and /health only (no RPCs, no

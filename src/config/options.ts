@@ -75,6 +75,12 @@ export interface ProxyOptions {
   ui: boolean;
   /** --metrics-addr: a second listener serving /metrics and /health only; https uses the listener's TLS. */
   metricsListener?: MetricsListener;
+  /**
+   * --grpc-keepalive-interval/-timeout: ping each HTTP/2 client connection every intervalMs and close it when
+   * a ping is not answered within timeoutMs (grpc-go's server keepalive, as etcd's proxy sets it); either 0: off.
+   */
+  grpcKeepAliveIntervalMs: number;
+  grpcKeepAliveTimeoutMs: number;
 }
 
 export interface MetricsListener {
@@ -142,6 +148,8 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
     ui: values["ui"] === "true",
     ...metricsListener(values["metrics-addr"]!, listenerTls),
+    grpcKeepAliveIntervalMs: Math.max(0, parseDuration(values["grpc-keepalive-interval"] || "0") ?? 0),
+    grpcKeepAliveTimeoutMs: Math.max(0, parseDuration(values["grpc-keepalive-timeout"] || "0") ?? 0),
   };
 }
 

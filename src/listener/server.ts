@@ -7,6 +7,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { runtime, type Http1Handoff, type StreamTaker } from "../runtime/runtime.js";
+import { pingClients, type KeepAlive } from "./keepalive.js";
 import { refuseRevoked, type RevocationList } from "./revocation.js";
 import { readFirstFramesOfH2, sniffProtocol } from "./sniff.js";
 
@@ -36,6 +37,8 @@ export interface ListenerOptions {
    * whether it took it; streams it leaves go to `handler` as requests.
    */
   streams?: StreamTaker | undefined;
+  /** --grpc-keepalive-interval/-timeout: ping HTTP/2 clients (keepalive.ts); undefined: no pings. */
+  keepAlive?: KeepAlive | undefined;
   log: (msg: string) => void;
 }
 
@@ -93,6 +96,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     if (o.tls.crl) refuseRevoked(secure, o.tls.crl, o.log);
     secure.on("request", o.handler);
     if (o.streams) runtime.streamsFirst(secure, o.streams);
+    if (o.keepAlive) pingClients(secure, o.keepAlive, o.log);
     secure.on("sessionError", () => {});
     secure.on("tlsClientError", (err) => { if (o.tls?.requireClientCert) o.log(`etcd-edge: TLS handshake refused: ${err.message}`); });
     secure.setTimeout(0);
@@ -101,6 +105,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     const h2 = http2.createServer(h2Options);
     h2.on("request", o.handler);
     if (o.streams) runtime.streamsFirst(h2, o.streams);
+    if (o.keepAlive) pingClients(h2, o.keepAlive, o.log);
     h2.on("sessionError", () => {});
     h2.setTimeout(0);
     // Long-lived responses (server streams over HTTP/1.1, JSON gateway watches) must not be cut by Node's

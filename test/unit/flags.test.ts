@@ -190,3 +190,11 @@ t.test("--metrics-addr: http:// or https:// host:port; https needs listener TLS,
   t.throws(() => options("--metrics-addr=http://127.0.0.1:2381/metrics"), { name: "FlagError" }, "a path is not an address");
   t.throws(() => options("--metrics-addr=http://127.0.0.1"), { name: "FlagError" }, "a port is needed");
 });
+
+t.test("--grpc-keepalive-interval/-timeout: grpc-go's defaults (2h, 20s), 0 turns the pings off", async (t) => {
+  t.same([options().grpcKeepAliveIntervalMs, options().grpcKeepAliveTimeoutMs], [7_200_000, 20_000]);
+  const o = options("--grpc-keepalive-interval=500ms", "--grpc-keepalive-timeout=1.5s");
+  t.same([o.grpcKeepAliveIntervalMs, o.grpcKeepAliveTimeoutMs], [500, 1_500]);
+  t.equal(options("--grpc-keepalive-interval=0").grpcKeepAliveIntervalMs, 0);
+  t.throws(() => options("--grpc-keepalive-timeout=soon"), { name: "FlagError", message: /invalid duration/ });
+});
