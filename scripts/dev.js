@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // `npm run dev`: a throwaway etcd from PATH on free loopback ports, then etcd-edge in front of it (from
-// src/ through tsx, so edits need no build). Ctrl-C stops both and removes etcd's data dir.
+// src/ through tsx, so edits need no build). Ctrl-C, or SIGTERM/SIGHUP to this process or to the npm that
+// runs it, stops both (the proxy drains first), removes etcd's data dir and exits 0. package.json runs this
+// with `exec`: otherwise npm's SIGTERM goes to the `sh -c` between them, which dies of it without passing it
+// on (dash, Debian's sh), and this process, etcd and the proxy would keep running.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -37,15 +40,43 @@ const etcd = spawn("etcd", [
 const proxy = spawn(process.execPath, ["--import", "tsx", join(root, "src/main.ts"), "start",
   `--endpoints=127.0.0.1:${clientPort}`, `--listen-addr=127.0.0.1:${proxyPort}`, ...process.argv.slice(2)], { stdio: "inherit", cwd: root });
 
-const stop = () => {
-  proxy.kill("SIGTERM");
-  etcd.kill("SIGTERM");
-  setTimeout(() => { rmSync(dataDir, { recursive: true, force: true }); process.exit(0); }, 300);
+// The proxy's own shutdown takes at most 5 s (src/main.ts SHUTDOWN_GRACE_MS), etcd's well under that; a
+// child still running after this is killed, so a stop never hangs.
+const STOP_TIMEOUT_MS = 8_000;
+const running = new Set([etcd, proxy]);
+const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+let stopping = false;
+
+/** Stops both children (SIGTERM, then SIGKILL after STOP_TIMEOUT_MS), removes etcd's data, exits. */
+const stop = (code) => {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(parentCheck);
+  for (const child of running) if (!exited(child)) child.kill("SIGTERM");
+  const kill = setTimeout(() => { for (const child of running) if (!exited(child)) child.kill("SIGKILL"); }, STOP_TIMEOUT_MS);
+  const finish = () => {
+    if ([...running].some((child) => !exited(child))) return;
+    clearTimeout(kill);
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  for (const child of running) child.once("exit", finish);
+  finish();
 };
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);
-etcd.on("exit", (code) => { console.error(`etcd exited (${code})`); stop(); });
-proxy.on("exit", (code) => { console.error(`etcd-edge exited (${code})`); stop(); });
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));
+// One child gone stops the other. A terminal's Ctrl-C reaches all three at once, and a child may exit of it
+// before this process hears it: that is a clean stop too.
+const onChildExit = (name) => (code, signal) => {
+  if (stopping) return;
+  console.error(`${name} exited (${code ?? signal})`);
+  stop(code === 0 || signal === "SIGINT" || signal === "SIGTERM" ? 0 : 1);
+};
+etcd.on("exit", onChildExit("etcd"));
+proxy.on("exit", onChildExit("etcd-edge"));
+// Started by npm without `exec` (or npm itself killed): the parent goes away without a signal reaching us.
+const parent = process.ppid;
+const parentCheck = setInterval(() => { if (process.ppid !== parent) stop(0); }, 1_000);
+parentCheck.unref();
 
 setTimeout(() => {
   console.log(`

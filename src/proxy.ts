@@ -12,6 +12,7 @@ import { listen, type Listener, type RequestHandler } from "./listener/server.js
 import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
+import { Draining } from "./services/draining.js";
 import { etcdServices } from "./services/routes.js";
 import { discoverEndpoints } from "./upstream/client/discovery.js";
 import { EndpointSync } from "./upstream/client/endpoint-sync.js";
@@ -34,7 +35,11 @@ export interface Proxy {
   scheme: "http" | "https";
   /** --metrics-addr's listener (/metrics and /health only), when given. */
   metricsListener: Listener | undefined;
-  close(): Promise<void>;
+  /**
+   * Shuts down: deregisters, stops accepting, ends every stream with Unavailable, lets unary calls in flight
+   * finish for up to `graceMs` in all, then closes whatever is still open. 0: closes at once.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ debug: o.debug })): Promise<Proxy> {
@@ -69,7 +74,9 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
   const registered = o.resolverPrefix && o.advertiseClientUrl ? new RegisteredProxies(upstream, o.resolverPrefix, log) : undefined;
   const sync = o.endpointsAutoSyncIntervalMs > 0 ? new EndpointSync(upstream, { intervalMs: o.endpointsAutoSyncIntervalMs, log }) : undefined;
 
-  const services = etcdServices(upstream, { advertiseClientUrl: o.advertiseClientUrl, hostname, ...(registered ? { registered } : {}) }, { kv, leases, watches });
+  // Ends every service's open streams with Unavailable when close() begins.
+  const draining = new Draining();
+  const services = etcdServices(upstream, { advertiseClientUrl: o.advertiseClientUrl, hostname, ...(registered ? { registered } : {}) }, { kv, leases, watches }, draining);
   const app = createApp(() => upstream.check(), metrics, log, { uiBundle, gateway: { routes: services.routes, unary: services.unary, maxSendBytes: o.maxSendBytes } });
   const { handler, streams } = dispatch({
     unary: services.unary,
@@ -108,12 +115,18 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     metrics,
     scheme: listenerTls ? "https" : "http",
     metricsListener,
-    async close() {
+    async close(graceMs = 0) {
+      const deadline = Date.now() + graceMs;
       // First: the registration's key goes, so no new client is sent to a proxy that is going away.
       await registration?.close();
       registered?.close();
       sync?.close();
-      await Promise.all([listener.close(), metricsListener?.close()]);
+      // Then the drain: no new connection, every stream ends with Unavailable (clients retry elsewhere),
+      // unary calls in flight finish; whatever is still open at the deadline is cut.
+      draining.begin();
+      listener.stopAccepting();
+      await Promise.all([metricsListener?.close(), until(listener.idle(), deadline)]);
+      await listener.close();
       kv.close();
       leases.close();
       watches.close();
@@ -135,4 +148,12 @@ async function etcdEndpoints(o: ProxyOptions, log: Logger): Promise<Endpoint[]> 
   }
   log.info({ domain: o.discovery.domain, endpoints: found.map((e) => e.url) }, "discovered the cluster from DNS SRV records");
   return found;
+}
+
+/** `done`, or `deadline` (a Date.now() time), whichever comes first. */
+function until(done: Promise<void>, deadline: number): Promise<void> {
+  const ms = deadline - Date.now();
+  if (ms <= 0) return Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([done, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]).finally(() => clearTimeout(timer));
 }

@@ -6,7 +6,9 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type { SecureContextOptions } from "node:tls";
 import { runtime, type Http1Handoff, type StreamTaker } from "../runtime/runtime.js";
+import { Drain } from "./drain.js";
 import { pingClients, type KeepAlive } from "./keepalive.js";
 import { refuseRevoked, type RevocationList } from "./revocation.js";
 import { readFirstFramesOfH2, sniffProtocol } from "./sniff.js";
@@ -45,7 +47,14 @@ export interface ListenerOptions {
 export interface Listener {
   host: string;
   port: number;
-  /** Stop accepting, then close open connections. */
+  /**
+   * Stop accepting connections; HTTP/2 clients get GOAWAY and HTTP/1.1 answers `Connection: close`, while
+   * what is in flight goes on (drain.ts).
+   */
+  stopAccepting(): void;
+  /** Resolves once no request or stream is in flight. */
+  idle(): Promise<void>;
+  /** Stop accepting, then close open connections now. */
   close(): Promise<void>;
 }
 
@@ -74,6 +83,13 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     ...STREAM_RESET_LIMIT,
   };
   runtime.assertSupported();
+  const drain = new Drain();
+  const handler = drain.handler(o.handler);
+  const streams = o.streams ? drain.streams(o.streams) : undefined;
+  const h2Setup = (h2: http2.Http2Server | http2.Http2SecureServer) => {
+    drain.track(h2);
+    if (o.keepAlive) pingClients(h2, o.keepAlive, o.log);
+  };
   let server: net.Server;
   let h1Handoff: Http1Handoff | undefined;
   const sockets = new Set<net.Socket>();
@@ -81,12 +97,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     const secure = http2.createSecureServer({
       ...h2Options,
       allowHTTP1: true,
-      cert: o.tls.cert,
-      key: o.tls.key,
-      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls.ciphers ? { ciphers: o.tls.ciphers } : {}),
-      minVersion: o.tls.minVersion,
-      ...(o.tls.maxVersion ? { maxVersion: o.tls.maxVersion } : {}),
+      ...secureContextOptions(o.tls),
       requestCert: o.tls.requireClientCert,
       rejectUnauthorized: o.tls.requireClientCert,
     });
@@ -94,24 +105,24 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     readFirstFramesOfH2(secure);
     // Not node:tls's `crl`: etcd reads DER too and ignores nextUpdate (revocation.ts).
     if (o.tls.crl) refuseRevoked(secure, o.tls.crl, o.log);
-    secure.on("request", o.handler);
-    if (o.streams) runtime.streamsFirst(secure, o.streams);
-    if (o.keepAlive) pingClients(secure, o.keepAlive, o.log);
+    secure.on("request", handler);
+    if (streams) runtime.streamsFirst(secure, streams);
+    h2Setup(secure);
     secure.on("sessionError", () => {});
     secure.on("tlsClientError", (err) => { if (o.tls?.requireClientCert) o.log(`etcd-edge: TLS handshake refused: ${err.message}`); });
     secure.setTimeout(0);
     server = secure;
   } else {
     const h2 = http2.createServer(h2Options);
-    h2.on("request", o.handler);
-    if (o.streams) runtime.streamsFirst(h2, o.streams);
-    if (o.keepAlive) pingClients(h2, o.keepAlive, o.log);
+    h2.on("request", handler);
+    if (streams) runtime.streamsFirst(h2, streams);
+    h2Setup(h2);
     h2.on("sessionError", () => {});
     h2.setTimeout(0);
     // Long-lived responses (server streams over HTTP/1.1, JSON gateway watches) must not be cut by Node's
     // default 5 minute request timeout.
     const h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 });
-    h1.on("request", o.handler);
+    h1.on("request", handler);
     h1.on("clientError", (_err, socket) => socket.destroy());
     // runtime/ decides how HTTP/1.1 reaches h1 (Deno needs a splice to keep connections alive).
     const handoff = await runtime.http1Handoff(h1);
@@ -132,12 +143,34 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
   });
   server.on("error", (err) => o.log(`etcd-edge: listener error: ${err.message}`));
   const addr = server.address() as net.AddressInfo;
+  // Resolves when every connection has closed, once server.close has been called (only once).
+  let closed: Promise<void> | undefined;
+  const stopAccepting = () => {
+    closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+    drain.stop();
+  };
   return {
     host: addr.address,
     port: addr.port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
+    stopAccepting,
+    idle: () => drain.idle(),
+    close: async () => {
+      stopAccepting();
       for (const s of sockets) s.destroy();
-    }).then(() => h1Handoff?.close()),
+      await closed;
+      await h1Handoff?.close();
+    },
+  };
+}
+
+/** What node:tls builds a secure context from. */
+function secureContextOptions(tls: ListenerTls): SecureContextOptions {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
+    minVersion: tls.minVersion,
+    ...(tls.maxVersion ? { maxVersion: tls.maxVersion } : {}),
   };
 }

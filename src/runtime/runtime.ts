@@ -20,6 +20,12 @@ type RuntimeName = "node" | "deno" | "bun";
 
 const name = detect();
 
+/**
+ * How often a proxy started by npm checks that its parent is still there (onShutdown): noticed within a
+ * second, far inside any supervisor's stop timeout, for one getppid() a second.
+ */
+const PARENT_CHECK_MS = 1_000;
+
 export const runtime = {
   name,
   /** "deno 2.9.6": for the start line and bug reports. */
@@ -27,8 +33,27 @@ export const runtime = {
   argv: (): string[] => process.argv.slice(2),
   hostname: (): string => osHostname(),
   exit: (code: number): never => process.exit(code),
+  /**
+   * `fn` once, on the first SIGINT or SIGTERM; later ones are ignored, as the shutdown has its own bound (a
+   * terminal's Ctrl-C reaches both `npm run dev` and the proxy it started, which then passes it on too).
+   * Started by npm (`npx etcd-edge`, `npm start`, `npm run dev`), also when the process that started it is
+   * gone: npm passes a supervisor's SIGTERM to the `sh -c` it runs the command in, and dash (Debian's sh)
+   * dies of it without passing it on, which would leave the proxy running with no one to stop it.
+   */
   onShutdown(fn: (signal: string) => void): void {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => fn(sig));
+    let fired = false;
+    const once = (why: string) => {
+      if (fired) return;
+      fired = true;
+      clearInterval(parentCheck);
+      fn(why);
+    };
+    for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => once(sig));
+    const parent = process.ppid;
+    const parentCheck = process.env["npm_command"] === undefined ? undefined : setInterval(() => {
+      if (process.ppid !== parent) once("the process that started etcd-edge is gone");
+    }, PARENT_CHECK_MS);
+    parentCheck?.unref?.();
   },
   stderr: (line: string): void => void process.stderr.write(line + "\n"),
   stdout: (line: string): void => void process.stdout.write(line + "\n"),

@@ -7,6 +7,7 @@
 import type { DescMessage, DescMethod, DescService, Message, MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { CallerContext } from "../wire/caller.js";
+import type { Draining } from "./draining.js";
 
 export type Routes = (router: ConnectRouter) => void;
 
@@ -44,18 +45,21 @@ export interface Registry {
   unary: ReadonlyMap<string, UnaryMethod>;
 }
 
-export function registry(routes: Routes, direct: readonly DescService[]): Registry {
+/** `draining`: every streaming method registered ends with Unavailable when the proxy shuts down. */
+export function registry(routes: Routes, direct: readonly DescService[], draining?: Draining): Registry {
   const wanted = new Set(direct.map((s) => s.typeName));
   const calls: ((router: ConnectRouter) => void)[] = [];
   const unary = new Map<string, UnaryMethod>();
   const recorder: ConnectRouter = {
     handlers: [],
-    service(service: DescService, impl: object, options?: object) {
+    service(service: DescService, given: object, options?: object) {
+      const impl = draining ? drainedStreams(service, given as Record<string, unknown>, draining) : given;
       calls.push((r) => r.service(service, impl, options));
       if (wanted.has(service.typeName)) recordUnary(service, impl as Record<string, unknown>, unary);
       return this;
     },
-    rpc(method: DescMethod, impl: unknown, options?: object) {
+    rpc(method: DescMethod, given: unknown, options?: object) {
+      const impl = draining && method.methodKind !== "unary" && typeof given === "function" ? drainedStream(given as (...args: unknown[]) => unknown, draining) : given;
       calls.push((r) => (r.rpc as (m: DescMethod, i: unknown, o?: object) => unknown)(method, impl, options));
       return this;
     },
@@ -67,6 +71,21 @@ export function registry(routes: Routes, direct: readonly DescService[]): Regist
     },
     unary,
   };
+}
+
+/** `impl` with each streaming method's responses passed through `draining`; unary methods as they are. */
+function drainedStreams(service: DescService, impl: Record<string, unknown>, draining: Draining): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const fn = impl[method.localName];
+    if (typeof fn !== "function") continue;
+    out[method.localName] = method.methodKind === "unary" ? fn.bind(impl) : drainedStream(fn.bind(impl) as (...args: unknown[]) => unknown, draining);
+  }
+  return out;
+}
+
+function drainedStream(fn: (...args: unknown[]) => unknown, draining: Draining): (...args: unknown[]) => AsyncIterable<unknown> {
+  return (...args) => draining.stream(fn(...args) as AsyncIterable<unknown>);
 }
 
 function recordUnary(service: DescService, impl: Record<string, unknown>, into: Map<string, UnaryMethod>): void {

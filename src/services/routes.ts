@@ -26,6 +26,7 @@ import { lockService } from "./lock.js";
 import { maintenanceService } from "./maintenance.js";
 import { watchBatches, watchService } from "./watch.js";
 import { registry, type BidiMethod, type Registry } from "./registry.js";
+import type { Draining } from "./draining.js";
 
 export const ETCD_SERVICES = [KV, Watch, Lease, Cluster, Maintenance, Auth, Election, Lock] as const;
 
@@ -42,10 +43,13 @@ export interface Services extends Registry {
   bidi: readonly BidiMethod<any, any>[];
 }
 
-export function etcdServices(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing): Services {
+/** `draining`: when it begins, every open stream of every service ends with Unavailable (draining.ts). */
+export function etcdServices(up: Upstream, cluster: ClusterOptions, coalescing: Coalescing, draining?: Draining): Services {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const bidi: BidiMethod<any, any>[] = [watchBatches(coalescing.watches), leaseKeepAliveBatches(coalescing.leases)];
   return {
-    ...registry(routes(up, cluster, coalescing), ETCD_SERVICES),
-    bidi: [watchBatches(coalescing.watches), leaseKeepAliveBatches(coalescing.leases)],
+    ...registry(routes(up, cluster, coalescing), ETCD_SERVICES, draining),
+    bidi: draining ? bidi.map((m) => ({ ...m, serve: (caller, requests) => draining.stream(m.serve(caller, requests)) })) : bidi,
   };
 }
 
