@@ -5,6 +5,7 @@
 import { getRequestListener } from "@hono/node-server";
 import type { ProxyOptions } from "./config/options.js";
 import { loadListenerTls, loadUpstreamTls } from "./config/tls-files.js";
+import { liveUpstreamTls, watchListenerTls } from "./config/tls-reload.js";
 import { createApp } from "./http/app.js";
 import { loadUiBundle } from "./http/ui.js";
 import { dispatch } from "./listener/route.js";
@@ -45,7 +46,8 @@ export interface Proxy {
 export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ debug: o.debug })): Promise<Proxy> {
   const endpoints = await etcdEndpoints(o, log);
   const wantsUpstreamTls = endpoints.some((e) => e.tls);
-  const upstreamTls = wantsUpstreamTls ? await loadUpstreamTls(o.upstreamTls) : undefined;
+  // Read again by each new session to etcd when --cert, --key or --cacert changed (tls-reload.ts).
+  const upstreamTls = wantsUpstreamTls ? liveUpstreamTls(o.upstreamTls, await loadUpstreamTls(o.upstreamTls), (line) => log.warn(line)) : undefined;
   const listenerTls = await loadListenerTls(o.listenerTls, o.dataDir, (line) => log.warn(line));
   // --ui: the bundle is read before listening, so a missing build fails the start, not the first visit.
   const uiBundle = o.ui ? await loadUiBundle() : undefined;
@@ -105,6 +107,11 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     await listener.close();
     throw err;
   }) : undefined;
+  // --cert-file, --key-file, --trusted-ca-file changed: new connections on both listeners get the new files.
+  const stopTlsReload = listenerTls ? watchListenerTls(o.listenerTls, listenerTls, (tls) => {
+    listener.setTls(tls);
+    if (o.metricsListener?.scheme === "https") metricsListener?.setTls(tls);
+  }, (line) => log.warn(line)) : undefined;
   // Registered once listening: a client sent here by the registration finds the port open.
   registration?.start();
   registered?.start();
@@ -121,6 +128,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
       await registration?.close();
       registered?.close();
       sync?.close();
+      stopTlsReload?.();
       // Then the drain: no new connection, every stream ends with Unavailable (clients retry elsewhere),
       // unary calls in flight finish; whatever is still open at the deadline is cut.
       draining.begin();

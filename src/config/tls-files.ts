@@ -1,7 +1,8 @@
 /**
  * Reads the TLS files named by the flags into the objects node:tls wants, and makes the --auto-tls
- * certificate. Both sides are read once at start-up: a file that cannot be read stops the proxy with its
- * path in the message, before anything listens.
+ * certificate. A file that cannot be read, or a certificate that cannot serve its role, stops the proxy
+ * with its path in the message, before anything listens; tls-reload.ts reads the files again when they
+ * change, with the same checks.
  */
 import { mkdir, readFile, writeFile, access } from "node:fs/promises";
 import { X509Certificate } from "node:crypto";
@@ -42,15 +43,60 @@ export async function loadUpstreamTls(files: UpstreamTlsFiles): Promise<Upstream
   const tls: UpstreamTls = { rejectUnauthorized: !files.insecureSkipVerify };
   if (files.cert) {
     tls.cert = await read(files.cert, "--cert");
-    // etcd treats a client certificate's CN as the user of every request that has no token, so a CN
-    // would run every proxied request as that user; etcd's proxy refuses it for the same reason (#11970).
-    // etcd's words and exit status 1 (not a flag error): etcd's e2e suite waits for that text.
-    const cn = commonName(tls.cert);
-    if (cn) throw new Error(`--cert: cert has non empty Common Name (${cn}): etcd would run every proxied request as user "${cn}"; use a certificate with an empty CN`);
+    checkUpstreamCert(tls.cert, files.cert);
   }
   if (files.key) tls.key = await read(files.key, "--key");
   if (files.cacert) tls.ca = await read(files.cacert, "--cacert");
   return tls;
+}
+
+/** Throws when `pem` cannot be the proxy's client certificate towards etcd. */
+export function checkUpstreamCert(pem: Buffer, path: string): void {
+  // etcd treats a client certificate's CN as the user of every request that has no token, so a CN
+  // would run every proxied request as that user; etcd's proxy refuses it for the same reason (#11970).
+  // etcd's words and exit status 1 (not a flag error): etcd's e2e suite waits for that text.
+  const cn = commonName(pem);
+  if (cn) throw new Error(`--cert: cert has non empty Common Name (${cn}): etcd would run every proxied request as user "${cn}"; use a certificate with an empty CN`);
+  const problem = usageProblem(pem, "client");
+  if (problem) throw new FlagError(`--cert ${path}: the certificate cannot be a client certificate: ${problem}`);
+}
+
+/** Throws when `pem` cannot be the listener's certificate. */
+export function checkListenerCert(pem: Buffer, path: string): void {
+  let problem: string | undefined;
+  try {
+    problem = usageProblem(pem, "server");
+  } catch (err) {
+    throw new FlagError(`--cert-file ${path}: not a PEM certificate: ${(err as Error).message}`);
+  }
+  if (problem) throw new FlagError(`--cert-file ${path}: the certificate cannot be a server certificate: ${problem}`);
+}
+
+const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
+const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const ANY_EXTENDED_KEY_USAGE = "2.5.29.37.0";
+const USAGE_NAMES: Record<string, string> = {
+  [SERVER_AUTH]: "serverAuth", [CLIENT_AUTH]: "clientAuth", "1.3.6.1.5.5.7.3.3": "codeSigning",
+  "1.3.6.1.5.5.7.3.4": "emailProtection", "1.3.6.1.5.5.7.3.8": "timeStamping", "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+};
+
+/**
+ * Why the certificate cannot serve as a TLS `role` certificate, or undefined. Its extended key usage is
+ * what peers check: Go's TLS (etcd, etcdctl, clientv3, grpc-go) and browsers refuse a server certificate
+ * whose extended key usage lacks serverAuth, and etcd refuses a client certificate whose extended key
+ * usage lacks clientAuth ("certificate specifies an incompatible key usage"), which would otherwise show
+ * only as failed calls. No extension, or anyExtendedKeyUsage, allows both, as in Go.
+ */
+function usageProblem(pem: Buffer, role: "server" | "client"): string | undefined {
+  // node:crypto's keyUsage is the extended key usage OIDs; undefined without the extension.
+  const usages = new X509Certificate(pem).keyUsage as string[] | undefined;
+  if (!usages || usages.length === 0 || usages.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
+  const wanted = role === "server" ? SERVER_AUTH : CLIENT_AUTH;
+  if (usages.includes(wanted)) return undefined;
+  const has = usages.map((oid) => USAGE_NAMES[oid] ?? oid).join(", ");
+  return role === "server"
+    ? `its extended key usage (${has}) lacks serverAuth, so clients (etcdctl, clientv3, browsers) would refuse it`
+    : `its extended key usage (${has}) lacks clientAuth, so etcd would refuse it`;
 }
 
 function commonName(pem: Buffer): string | undefined {
@@ -76,6 +122,7 @@ export async function loadListenerTls(files: ListenerTlsFiles, dataDir: string, 
   let key: Buffer;
   if (files.certFile && files.keyFile) {
     cert = await read(files.certFile, "--cert-file");
+    checkListenerCert(cert, files.certFile);
     key = await read(files.keyFile, "--key-file");
   } else if (files.autoTls) {
     ({ cert, key } = await selfSigned(join(dataDir, "fixtures", "proxy"), files.selfSignedCertValidityYears));

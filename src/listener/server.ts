@@ -56,6 +56,8 @@ export interface Listener {
   idle(): Promise<void>;
   /** Stop accepting, then close open connections now. */
   close(): Promise<void>;
+  /** New certificate, key or CA for connections from now on (a TLS listener; certificate reload). */
+  setTls(tls: ListenerTls): void;
 }
 
 /**
@@ -91,6 +93,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     if (o.keepAlive) pingClients(h2, o.keepAlive, o.log);
   };
   let server: net.Server;
+  let secureServer: http2.Http2SecureServer | undefined;
   let h1Handoff: Http1Handoff | undefined;
   const sockets = new Set<net.Socket>();
   if (o.tls) {
@@ -112,6 +115,7 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
     secure.on("tlsClientError", (err) => { if (o.tls?.requireClientCert) o.log(`etcd-edge: TLS handshake refused: ${err.message}`); });
     secure.setTimeout(0);
     server = secure;
+    secureServer = secure;
   } else {
     const h2 = http2.createServer(h2Options);
     h2.on("request", handler);
@@ -160,10 +164,11 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
       await closed;
       await h1Handoff?.close();
     },
+    setTls: (tls) => secureServer?.setSecureContext(secureContextOptions(tls)),
   };
 }
 
-/** What node:tls builds a secure context from. */
+/** What node:tls builds a secure context from: at start, and again when the files change. */
 function secureContextOptions(tls: ListenerTls): SecureContextOptions {
   return {
     cert: tls.cert,

@@ -76,3 +76,22 @@ export function makeCerts(t: Tap | undefined): TestCerts {
   openssl(dir, ["ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"]);
   return { dir, ca: join(dir, "ca.pem"), server, proxyClient, client, revoked, crl: join(dir, "crl.pem") };
 }
+
+/**
+ * One more leaf certificate signed by the CA of `certs`, for the checks of a certificate's role:
+ * `extendedKeyUsage` as openssl writes it ("serverAuth", "clientAuth", "serverAuth,clientAuth"), or
+ * undefined for none. SANs localhost and 127.0.0.1.
+ */
+export function extraLeaf(certs: TestCerts, name: string, subject: string, extendedKeyUsage: string | undefined): Pair {
+  const dir = certs.dir;
+  writeFileSync(join(dir, `${name}.cnf`), [
+    "[leaf]", "basicConstraints=CA:false", "keyUsage=critical,digitalSignature,keyEncipherment",
+    ...(extendedKeyUsage ? [`extendedKeyUsage=${extendedKeyUsage}`] : []),
+    "subjectAltName=DNS:localhost,IP:127.0.0.1", "authorityKeyIdentifier=keyid", "",
+  ].join("\n"));
+  openssl(dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`]);
+  openssl(dir, ["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`, "-config", "/dev/null"]);
+  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", String(0x2000 + Math.floor(Math.random() * 1e9)), "-days", "2",
+    "-extfile", `${name}.cnf`, "-extensions", "leaf", "-out", `${name}.pem`]);
+  return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+}

@@ -39,13 +39,9 @@ export interface TransportOptions {
 }
 
 export function createEtcdClients(o: TransportOptions): EtcdClients & { close(): void } {
-  // node:tls options for an https endpoint, the same for both sessions.
-  const tls = o.url.startsWith("https:") ? {
-    ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
-    ...(o.tls?.cert ? { cert: o.tls.cert } : {}),
-    ...(o.tls?.key ? { key: o.tls.key } : {}),
-    rejectUnauthorized: o.tls?.rejectUnauthorized ?? true,
-  } : undefined;
+  // node:tls options for an https endpoint, the same for both sessions. Read by each new session, not
+  // copied here: `o.tls` re-reads --cert/--key/--cacert when they change (config/tls-reload.ts).
+  const tls = o.url.startsWith("https:") ? liveTlsOptions(o.tls) : undefined;
   const transport = createGrpcTransport({
     baseUrl: o.url,
     // etcd's answers can be large (a Range of a whole prefix); the limit is --max-recv-bytes.
@@ -78,6 +74,16 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
     election: client(Election),
     lock: client(Lock),
     close: () => unary.close(),
+  };
+}
+
+/** node:tls options whose certificate, key and CA are read from `tls` whenever a session is made. */
+function liveTlsOptions(tls: UpstreamTls | undefined): { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } {
+  return {
+    get ca() { return tls?.ca; },
+    get cert() { return tls?.cert; },
+    get key() { return tls?.key; },
+    rejectUnauthorized: tls?.rejectUnauthorized ?? true,
   };
 }
 
