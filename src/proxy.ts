@@ -60,6 +60,8 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     maxRecvBytes: o.maxRecvBytes,
     keepAliveTimeMs: o.dialKeepAliveTimeMs,
     keepAliveTimeoutMs: o.dialKeepAliveTimeoutMs,
+    // Below the cache and the hubs: they see clients' keys, etcd sees the prefixed ones.
+    ...(o.namespace ? { namespace: new TextEncoder().encode(o.namespace) } : {}),
   });
   const kv = new CoalescedKv(upstream);
   const leases = new LeaseHub(upstream);

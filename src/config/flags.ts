@@ -32,7 +32,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "advertise-client-url", kind: "string", default: "127.0.0.1:23790", help: "this proxy's address as returned by MemberList; empty forwards MemberList to etcd" },
   { name: "resolver-prefix", kind: "string", default: "", help: "prefix under which the proxy registers itself in etcd (key <prefix>/<advertise-client-url>); MemberList then lists every registered proxy" },
   { name: "resolver-ttl", kind: "int", default: "0", help: "TTL (seconds) of the registration lease; required with --resolver-prefix" },
-  { name: "namespace", kind: "string", default: "", help: "string prefixed to every key the proxy sends to etcd", status: "later" },
+  { name: "namespace", kind: "string", default: "", help: "prefix of every key: added to what clients send, stripped from what they get (Election and Lock names too)" },
   { name: "enable-pprof", kind: "bool", default: "false", help: "Go profiling endpoints: not applicable to this proxy (use --cpu-prof of the runtime)", status: "ignored" },
   { name: "data-dir", kind: "string", default: "default.proxy", help: "directory for --auto-tls certificates (<data-dir>/fixtures/proxy)" },
   { name: "max-send-bytes", kind: "int", default: "1572864", help: "largest request (bytes) the proxy accepts and sends to etcd" },

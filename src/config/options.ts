@@ -81,6 +81,8 @@ export interface ProxyOptions {
    */
   grpcKeepAliveIntervalMs: number;
   grpcKeepAliveTimeoutMs: number;
+  /** --namespace: the prefix of every key in etcd (clients never see it); empty: none. */
+  namespace: string;
 }
 
 export interface MetricsListener {
@@ -150,6 +152,7 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     ...metricsListener(values["metrics-addr"]!, listenerTls),
     grpcKeepAliveIntervalMs: Math.max(0, parseDuration(values["grpc-keepalive-interval"] || "0") ?? 0),
     grpcKeepAliveTimeoutMs: Math.max(0, parseDuration(values["grpc-keepalive-timeout"] || "0") ?? 0),
+    namespace: values["namespace"]!,
   };
 }
 

@@ -10,6 +10,7 @@ import { startEtcd } from "../helpers/etcd.js";
 import { etcdctl } from "../helpers/etcdctl.js";
 import { freePort, waitFor } from "../helpers/ports.js";
 import { runEdge } from "../helpers/proxy.js";
+import { FLAGS } from "../../src/config/flags.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -23,9 +24,12 @@ t.test("an unknown flag exits 2 and names the flag", async (t) => {
 });
 
 t.test("a flag a later issue implements exits 2 'not supported yet'", async (t) => {
-  const r = await runEdge(["start", "--namespace=foo"]);
+  // Whichever is still left: the list shrinks as the issues land.
+  const later = FLAGS.find((f) => f.status === "later" && f.kind === "string");
+  if (!later) return void t.pass("every flag of etcd's proxy is implemented: nothing to refuse");
+  const r = await runEdge(["start", `--${later.name}=foo`]);
   t.equal(r.code, 2, r.out);
-  t.match(r.out, "etcd-edge: --namespace is not supported yet by etcd-edge");
+  t.match(r.out, `etcd-edge: --${later.name} is not supported yet by etcd-edge`);
   t.notMatch(r.out, /listening on/);
 });
 
@@ -47,7 +51,7 @@ t.test("start --help exits 0 and lists grpc-proxy's flags", async (t) => {
   const r = await runEdge(["start", "--help"]);
   t.equal(r.code, 0, r.out);
   for (const flag of ["--endpoints", "--listen-addr", "--advertise-client-url", "--cert-file", "--trusted-ca-file", "--cacert"]) t.match(r.out, flag);
-  t.match(r.out, /--namespace string\n.*\[not supported yet\]/);
+  t.match(r.out, /--namespace string\n.*Election and Lock names too\)\n/, "--namespace is supported (no 'not supported yet')");
 });
 
 t.test("the compiled bin (node bin/etcd-edge.js) proxies etcdctl put/get", async (t) => {

@@ -83,12 +83,11 @@ t.test("-- and the first non-flag word end the flags", async (t) => {
 });
 
 t.test("'later' flags: refused with a value, accepted when empty or default", async (t) => {
-  for (const args of [["--namespace=x"],
-    ["--experimental-leasing-prefix=l"]]) {
+  for (const args of [["--experimental-leasing-prefix=l"]]) {
     const flag = args[0]!.replace(/^--([^=]*).*$/, "$1");
     t.throws(() => options(...args), { name: "FlagError", message: `--${flag} is not supported yet by etcd-edge` }, args.join(" "));
   }
-  for (const args of [["--namespace="], ["--namespace", ""], ["--grpc-keepalive-interval=2h"]]) {
+  for (const args of [["--experimental-leasing-prefix="], ["--grpc-keepalive-interval=2h"]]) {
     t.doesNotThrow(() => options(...args), args.join(" "));
   }
   t.doesNotThrow(() => options("--enable-pprof", "--grpc-keepalive-min-time=1s", "--permit-without-stream"), "'ignored' flags are accepted");
@@ -122,6 +121,13 @@ t.test("--endpoints-auto-sync-interval", async (t) => {
   t.equal(options("--endpoints-auto-sync-interval=30s").endpointsAutoSyncIntervalMs, 30_000);
   t.equal(options("--endpoints-auto-sync-interval=0").endpointsAutoSyncIntervalMs, 0);
   t.throws(() => parse("--endpoints-auto-sync-interval=30"), { message: /invalid duration "30"/ });
+});
+
+t.test("--namespace: the prefix as given; empty is none", async (t) => {
+  t.equal(options("--namespace=ns/").namespace, "ns/");
+  t.equal(options("--namespace", "app 1/").namespace, "app 1/");
+  t.equal(options().namespace, "");
+  t.equal(options("--namespace=").namespace, "", "an empty value is unset, as everywhere");
 });
 
 t.test("--listen-addr", async (t) => {

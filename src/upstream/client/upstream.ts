@@ -11,6 +11,7 @@ import { callerMetadata, type CallerContext } from "../../wire/caller.js";
 import { clampTimer } from "../../wire/timeout.js";
 import { createEtcdClients, type EtcdClients, type UpstreamTls } from "./clients.js";
 import { fromUpstream, isUnreachable } from "./errors.js";
+import { namespacedClients } from "./namespaced-clients.js";
 
 /** One etcd endpoint as the transport dials it. */
 export interface Endpoint {
@@ -28,6 +29,8 @@ export interface UpstreamOptions {
   keepAliveTimeoutMs: number;
   /** How often an endpoint marked down is probed again. 2 s: fail back quickly, cost nothing. */
   probeIntervalMs?: number;
+  /** --namespace: every key under this prefix, on every endpoint (namespaced-clients.ts); unset or empty: none. */
+  namespace?: Uint8Array;
 }
 
 export interface HealthResult {
@@ -93,11 +96,12 @@ export class Upstream {
 
   private open(e: Endpoint): EndpointState {
     const o = this.o;
+    const clients = createEtcdClients({ url: e.url, tls: o.tls, maxSendBytes: o.maxSendBytes, maxRecvBytes: o.maxRecvBytes, keepAliveTimeMs: o.keepAliveTimeMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs });
     return {
       url: e.url,
       up: true,
       streams: new Set(),
-      clients: createEtcdClients({ url: e.url, tls: o.tls, maxSendBytes: o.maxSendBytes, maxRecvBytes: o.maxRecvBytes, keepAliveTimeMs: o.keepAliveTimeMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs }),
+      clients: o.namespace?.length ? namespacedClients(clients, o.namespace) : clients,
     };
   }
 
