@@ -123,7 +123,9 @@ async function serve<I extends DescMessage, O extends DescMessage>(io: BidiIo, o
   const abort = new AbortController();
   const onClose = () => abort.abort(canceled());
   stream.once("close", onClose);
-  const feed = new RequestFeed(io.body, o.input, o.readMaxBytes);
+  // A bad request frame ends the whole RPC with its error: the hubs read the end of the requests as a
+  // half-close, which keeps a watch open (as on etcd), so the failure must abort the call itself.
+  const feed = new RequestFeed(io.body, o.input, o.readMaxBytes, (err) => abort.abort(err));
   const toBytes = o.encode ?? ((m: MessageShape<O>) => toBinary(o.output, m));
   let failure: ConnectError | undefined;
   try {
@@ -135,7 +137,7 @@ async function serve<I extends DescMessage, O extends DescMessage>(io: BidiIo, o
     }
     if (feed.failure) failure = feed.failure;
   } catch (err) {
-    failure = ConnectError.from(err);
+    failure = feed.failure ?? ConnectError.from(err);
   } finally {
     stream.off("close", onClose);
     s.streamClosed();
@@ -174,10 +176,11 @@ class RequestFeed<I extends DescMessage> implements AsyncIterable<MessageShape<I
   private wake: (() => void) | undefined;
   failure: ConnectError | undefined;
 
-  constructor(private readonly source: Readable, private readonly schema: I, readMaxBytes: number) {
+  constructor(private readonly source: Readable, private readonly schema: I, readMaxBytes: number, private readonly onFail: (err: ConnectError) => void) {
     this.frames = new FrameDecoder(readMaxBytes);
     source.on("data", (chunk: Buffer) => this.take(chunk));
-    source.on("end", () => this.finish());
+    // A body that ends inside a frame is a truncated message: InvalidArgument, as for a unary call.
+    source.on("end", () => (this.frames.buffered > 0 ? this.fail(new ConnectError(`parse binary: premature EOF (${this.frames.buffered} bytes of an unfinished message)`, Code.InvalidArgument)) : this.finish()));
     source.on("error", () => this.finish());
   }
 
@@ -198,6 +201,7 @@ class RequestFeed<I extends DescMessage> implements AsyncIterable<MessageShape<I
   private fail(err: ConnectError): void {
     this.failure = err;
     this.finish();
+    this.onFail(err);
   }
 
   private finish(): void {
