@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { ClientCrl } from "./crl.js";
 import { FlagError } from "./flags.js";
+import { extendedKeyUsage } from "./x509-usage.js";
 import type { ListenerTlsFiles, UpstreamTlsFiles } from "./options.js";
 
 export interface ListenerTls {
@@ -88,8 +89,7 @@ const USAGE_NAMES: Record<string, string> = {
  * only as failed calls. No extension, or anyExtendedKeyUsage, allows both, as in Go.
  */
 function usageProblem(pem: Buffer, role: "server" | "client"): string | undefined {
-  // node:crypto's keyUsage is the extended key usage OIDs; undefined without the extension.
-  const usages = new X509Certificate(pem).keyUsage as string[] | undefined;
+  const usages = extendedKeyUsage(pem);
   if (!usages || usages.length === 0 || usages.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
   const wanted = role === "server" ? SERVER_AUTH : CLIENT_AUTH;
   if (usages.includes(wanted)) return undefined;
