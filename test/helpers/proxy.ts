@@ -1,6 +1,6 @@
 /**
  * etcd-edge for a test, run as users run it: the `etcd-edge` bin (compiled dist/) in a child process,
- * on a free port, stopped by PID when the test ends. EDGE_RUNTIME=deno|bun runs it under that runtime.
+ * on a free port, stopped by PID when the test ends. EDGE_RUNTIME=node-npm|deno|bun runs it under that runtime.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -24,9 +24,10 @@ export interface EdgeProxy {
 interface Tap { teardown(fn: () => unknown): void }
 
 /**
- * The command line that runs the proxy. EDGE_RUNTIME=deno|bun|node-dist runs the compiled bin (dist/, as
- * `npm ci` leaves it) under that runtime; the default runs src/ through tsx, so a test never sees a stale
- * build. test/e2e/bin.test.ts covers the bin itself.
+ * The command line that runs the proxy. EDGE_RUNTIME=node-npm|deno|bun|node-dist runs the compiled bin
+ * (dist/, as `npm ci` leaves it) under that runtime (node-npm: the npm registry's `node` package, a dev
+ * dependency like deno and bun; node-dist: the Node running the test); the default runs src/ through tsx,
+ * so a test never sees a stale build. test/e2e/bin.test.ts covers the bin itself.
  */
 export function runtimeCommand(): [string, string[]] {
   const rt = process.env["EDGE_RUNTIME"] ?? "node";
@@ -34,6 +35,7 @@ export function runtimeCommand(): [string, string[]] {
   // stop() kills by PID, and killing npx would leave its deno or bun child running.
   if (rt === "deno") return [LOCAL_BIN("deno"), ["run", "-A", BIN]];
   if (rt === "bun") return [LOCAL_BIN("bun"), [BIN]];
+  if (rt === "node-npm") return [LOCAL_BIN("node"), [BIN]];
   if (rt === "node-dist") return [process.execPath, [BIN]];
   return [process.execPath, ["--import", "tsx", MAIN_TS]];
 }

@@ -1,15 +1,17 @@
 /**
- * The core checks with the proxy running under Deno and Bun (the `deno` and `bun` npm packages), from the
- * compiled bin as `npm run start:deno|start:bun` runs it: etcdctl put/get/watch, a connect client in every
+ * The core checks with the proxy running under Node 24, Deno and Bun (the `node`, `deno` and `bun` npm
+ * packages, dev dependencies), from the compiled bin as `npm start` and `npm run start:deno|start:bun`
+ * run it: etcdctl put/get/watch, a connect client in every
  * protocol (unary over HTTP/2 and HTTP/1.1, Watch over HTTP/2), curl /health over h2c and over one
  * HTTP/1.1 keep-alive connection (Deno's gap, runtime/deno.ts), a Connect JSON Range with curl, and what
  * a browser uses (Edge/Watch as a server stream over HTTP/1.1, CORS headers).
  * Needs dist/ (npm test builds it first; alone: `npm run build && npx tap test/runtime/runtimes.test.ts`).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import t from "tap";
 import { Edge } from "../../gen/etcdedge/v1/edge_pb.js";
@@ -21,7 +23,10 @@ import { waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
 import { AsyncQueue, nextWithin } from "../helpers/streams.js";
 
-const RUNTIMES = ["deno", "bun"] as const;
+/** EDGE_RUNTIME values (test/helpers/proxy.ts), and the name each says it runs on in its start line. */
+const RUNTIMES = [["node-npm", "node"], ["deno", "deno"], ["bun", "bun"]] as const;
+/** The major version of Node the `node` package must give: the current LTS (package.json devDependencies). */
+const NODE_MAJOR = 24;
 const APP_ORIGIN = "http://app.example:8080";
 
 const etcd = await startEtcd(t);
@@ -48,8 +53,12 @@ function watchWithEtcdctl(t: { teardown(fn: () => unknown): void }, endpoint: st
   return () => out;
 }
 
-for (const rt of RUNTIMES) {
+for (const [rt, name] of RUNTIMES) {
   t.test(`under ${rt}`, async (t) => {
+    if (rt === "node-npm") {
+      const version = execFileSync(fileURLToPath(new URL("../../node_modules/.bin/node", import.meta.url)), ["--version"], { encoding: "utf8" }).trim();
+      t.match(version, new RegExp(`^v${NODE_MAJOR}\\.`), `the node package is Node ${NODE_MAJOR} (${version})`);
+    }
     // startEdge reads EDGE_RUNTIME when it spawns; set per runtime, restored for whatever runs next.
     const before = process.env["EDGE_RUNTIME"];
     process.env["EDGE_RUNTIME"] = rt;
@@ -63,7 +72,7 @@ for (const rt of RUNTIMES) {
       if (before === undefined) delete process.env["EDGE_RUNTIME"];
       else process.env["EDGE_RUNTIME"] = before;
     });
-    t.match(edge.output(), new RegExp(`\\(${rt}\\) listening on`), `the proxy says it runs on ${rt}`);
+    t.match(edge.output(), new RegExp(`\\(${name}\\) listening on`), `the proxy says it runs on ${name}`);
     const p = `rt/${rt}/`;
 
     t.test("etcdctl put, get and watch", async (t) => {
