@@ -77,8 +77,8 @@ for (const [name, edge, extra] of [["cleartext", plain, []], ["TLS", tls, [`--ca
       req.on("end", () => resolve({ status, body }));
       req.on("error", reject);
     });
-    t.same(await get(), { status: 200, body: '{"health":"true","reason":""}' }, "sent with the preface");
-    t.same(await get(), { status: 200, body: '{"health":"true","reason":""}' }, "the next request on the connection (the authority by index)");
+    t.match(await get(), { status: 200, body: /^\{"health":"true","reason":""[,}]/ }, "sent with the preface");
+    t.match(await get(), { status: 200, body: /^\{"health":"true","reason":""[,}]/ }, "the next request on the connection (the authority by index)");
 
     // Waits for the server's SETTINGS before the first request, as grpc-go does: the proxy sends its own
     // and drops the client's ACK of it, which nghttp2 must not see.

@@ -59,7 +59,7 @@ t.test("named origins: preflight, exposed headers, refusals", async (t) => {
 
   const health = await fetch(edge.url + "/health", { headers: { origin: APP } });
   t.equal(health.headers.get("access-control-allow-origin"), APP, "HTTP routes too");
-  t.equal(await health.text(), '{"health":"true","reason":""}');
+  t.match(await health.text(), /^\{"health":"true","reason":""[,}]/);
 
   // Native gRPC with an Origin (a gRPC client in a browser-like runtime): the compat path, CORS headers
   // on the answer and on a trailers-only error alike.

@@ -85,7 +85,7 @@ t.test("GET /health is 200 with health true over HTTP/1.1 and h2c", async (t) =>
     t.equal(r.httpVersion, v, `spoke HTTP/${v}`);
     t.equal(r.status, 200, `HTTP/${v} status`);
     t.match(r.body.toString(), /"health":"true"/, `HTTP/${v} body`);
-    t.same(JSON.parse(r.body.toString()), { health: "true", reason: "" }, "etcd 3.5's body shape");
+    t.has(JSON.parse(r.body.toString()), { health: "true", reason: "" }, "etcd 3.5's body shape");
   }
 });
 

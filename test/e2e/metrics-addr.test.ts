@@ -59,7 +59,7 @@ t.test("http://: /metrics and /health over HTTP/1.1, nothing else", async (t) =>
   const health = await get(`${base}/health`);
   t.equal(health.status, 200);
   t.equal(health.httpVersion, "1.1");
-  t.same(JSON.parse(health.body), { health: "true", reason: "" });
+  t.has(JSON.parse(health.body), { health: "true", reason: "" });
   // A call through the main port, so the RPC metrics have a series to show.
   const put = await get(`${edge.url}/etcdserverpb.KV/Put`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: "bWV0cmljcw==", value: "dg==" }) });
   t.equal(put.status, 200, put.body);
@@ -85,7 +85,7 @@ t.test("https://: the listener's certificate, and its client-certificate require
   const base = `https://127.0.0.1:${port}`;
   const health = await get(`${base}/health`, { tls });
   t.equal(health.status, 200);
-  t.same(JSON.parse(health.body), { health: "true", reason: "" });
+  t.has(JSON.parse(health.body), { health: "true", reason: "" });
   const metrics = await get(`${base}/metrics`, { tls });
   t.equal(metrics.status, 200);
   t.match(metrics.body, /grpc_server_started_total|etcd_edge_/);

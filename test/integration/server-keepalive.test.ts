@@ -114,10 +114,10 @@ t.test("clients that answer pings keep their connection", async (t) => {
     req.on("error", reject);
     req.end();
   });
-  t.equal(await health(), '{"health":"true","reason":""}', "a call before");
+  t.match(await health(), /^\{"health":"true","reason":""[,}]/, "a call before");
   await sleep(6 * (INTERVAL_MS + TIMEOUT_MS));
   t.ok(polite.pings() >= 3, `the raw client was pinged and answered (${polite.pings()} PINGs)`);
   t.equal(polite.closedAt(), undefined, "and its connection is still open");
   t.equal(sessionClosed, false, "node:http2's session (which answers pings itself) is still open");
-  t.equal(await health(), '{"health":"true","reason":""}', "and a call on it still works");
+  t.match(await health(), /^\{"health":"true","reason":""[,}]/, "and a call on it still works");
 });

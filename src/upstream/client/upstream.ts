@@ -11,6 +11,7 @@ import { callerMetadata, type CallerContext } from "../../wire/caller.js";
 import { clampTimer } from "../../wire/timeout.js";
 import { createEtcdClients, type EtcdClients, type UpstreamTls } from "./clients.js";
 import { fromUpstream, isUnreachable } from "./errors.js";
+import { checkEndpoint, isLeaderChange, LIVENESS_TICK_MS, type CallInFlight } from "./liveness.js";
 import { namespacedClients } from "./namespaced-clients.js";
 
 /** One etcd endpoint as the transport dials it. */
@@ -29,6 +30,12 @@ export interface UpstreamOptions {
   keepAliveTimeoutMs: number;
   /** How often an endpoint marked down is probed again. 2 s: fail back quickly, cost nothing. */
   probeIntervalMs?: number;
+  /**
+   * How often an endpoint is asked for its Status while calls or streams are open on it, and how long it
+   * has to answer (liveness.ts). 1 s: a frozen etcd answers nothing and no connection error ever comes;
+   * within about 1.5 s its calls and streams end Unavailable and new calls go to the next endpoint.
+   */
+  livenessIntervalMs?: number;
   /** --namespace: every key under this prefix, on every endpoint (namespaced-clients.ts); unset or empty: none. */
   namespace?: Uint8Array;
 }
@@ -37,6 +44,10 @@ export interface HealthResult {
   ok: boolean;
   /** Empty when ok; else why, as etcd's proxy words it ("GET ERROR: ..."). */
   reason: string;
+  /** The endpoint new calls go to now. */
+  endpoint?: string;
+  /** Endpoints marked down (unreachable or not answering), probed again every 2 s. */
+  down?: string[];
 }
 
 interface EndpointState {
@@ -46,6 +57,13 @@ interface EndpointState {
   up: boolean;
   /** Aborts of the streams open on this endpoint: fired when the endpoint is taken out of the list. */
   readonly streams: Set<AbortController>;
+  /** Streams that end when etcd's leader changes (Upstream.stream's `leaderBound`), with the term they began in. */
+  readonly leaderBound: Set<CallInFlight>;
+  /** The unary calls in flight on this endpoint, oldest first: ended when it stops answering. */
+  readonly calls: Set<CallInFlight>;
+  /** A liveness Status call in flight. */
+  checking: boolean;
+  checkedAt: number;
 }
 
 export class Upstream {
@@ -58,13 +76,20 @@ export class Upstream {
   private current = 0;
   /** Upstream streams (Watch, LeaseKeepAlive, Snapshot, Observe, ...) open now. */
   openStreams = 0;
+  /** Times new calls moved to another endpoint because the one in use was found unreachable. */
+  failovers = 0;
+  /** The highest raft term any endpoint answered (liveness.ts): a call records it when sent. */
+  private term = 0n;
   private readonly probeTimer: ReturnType<typeof setInterval>;
+  private readonly livenessTimer: ReturnType<typeof setInterval>;
 
   constructor(private readonly o: UpstreamOptions) {
     if (o.endpoints.length === 0) throw new Error("no etcd endpoint");
     this.list = o.endpoints.map((e) => this.open(e));
     this.probeTimer = setInterval(() => void this.probeDown(), o.probeIntervalMs ?? 2000);
     this.probeTimer.unref?.();
+    this.livenessTimer = setInterval(() => this.checkLiveness(), LIVENESS_TICK_MS);
+    this.livenessTimer.unref?.();
   }
 
   get endpoints(): readonly EndpointState[] {
@@ -101,6 +126,10 @@ export class Upstream {
       url: e.url,
       up: true,
       streams: new Set(),
+      calls: new Set(),
+      leaderBound: new Set(),
+      checking: false,
+      checkedAt: 0,
       clients: o.namespace?.length ? namespacedClients(clients, o.namespace) : clients,
     };
   }
@@ -118,21 +147,32 @@ export class Upstream {
   /**
    * A unary call. `readOnly` calls are retried once on each other endpoint when the first is unreachable;
    * writes only when the connection was refused (the request never left the proxy), so no write is ever
-   * applied twice.
+   * applied twice. A call on an endpoint that stops answering (checkLiveness) ends Unavailable: retried
+   * elsewhere if read-only, else its outcome is unknown and the client is told so.
    */
   async unary<T>(caller: CallerContext | undefined, call: (c: EtcdClients, opts: CallOptions) => Promise<T>, policy: { readOnly: boolean }): Promise<T> {
     const opts = this.callOptions(caller);
     let lastErr: unknown;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       const ep = this.pick();
+      const abort = new AbortController();
+      const onAbort = () => abort.abort(opts.signal?.reason);
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      if (opts.signal?.aborted) abort.abort(opts.signal.reason);
+      const inFlight: CallInFlight = { abort, since: Date.now(), term: this.term };
+      ep.calls.add(inFlight);
       try {
-        return await call(ep.clients, opts);
+        return await call(ep.clients, { ...opts, signal: abort.signal });
       } catch (err) {
-        lastErr = err;
-        if (!isUnreachable(err) || caller?.signal.aborted) break;
-        this.markDown(ep);
-        const neverSent = /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(ConnectError.from(err).rawMessage);
+        // Ended by checkLiveness: the abort's reason says why, whatever the transport made of it.
+        lastErr = abort.signal.reason instanceof ConnectError && !opts.signal?.aborted ? abort.signal.reason : err;
+        if (!isUnreachable(lastErr) || caller?.signal.aborted) break;
+        if (!isLeaderChange(lastErr)) this.markDown(ep);
+        const neverSent = /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(ConnectError.from(lastErr).rawMessage);
         if (!policy.readOnly && !neverSent) break;
+      } finally {
+        ep.calls.delete(inFlight);
+        opts.signal?.removeEventListener("abort", onAbort);
       }
     }
     throw fromUpstream(lastErr);
@@ -140,15 +180,19 @@ export class Upstream {
 
   /**
    * A streaming call, open for as long as the caller iterates. Ending the iteration early (the client went
-   * away) aborts the upstream stream, so no upstream stream outlives its client.
+   * away) aborts the upstream stream, so no upstream stream outlives its client. `leaderBound`: the stream
+   * ends Unavailable when etcd's raft term moves past the one it began in (liveness.ts), for streams whose
+   * requests a follower forwards to the leader and that stall when that leader is gone (LeaseKeepAlive).
    */
-  async *stream<T>(caller: CallerContext | undefined, call: (c: EtcdClients, opts: CallOptions) => AsyncIterable<T>): AsyncGenerator<T> {
+  async *stream<T>(caller: CallerContext | undefined, call: (c: EtcdClients, opts: CallOptions) => AsyncIterable<T>, o: { leaderBound?: boolean } = {}): AsyncGenerator<T> {
     const abort = new AbortController();
     const onAbort = () => abort.abort(caller?.signal.reason);
     caller?.signal.addEventListener("abort", onAbort, { once: true });
     const ep = this.pick();
     this.openStreams++;
     ep.streams.add(abort);
+    const bound: CallInFlight = { abort, since: Date.now(), term: this.term };
+    if (o.leaderBound) ep.leaderBound.add(bound);
     try {
       yield* call(ep.clients, this.callOptions(caller, abort.signal));
     } catch (err) {
@@ -158,6 +202,7 @@ export class Upstream {
       throw fromUpstream(err);
     } finally {
       ep.streams.delete(abort);
+      ep.leaderBound.delete(bound);
       this.openStreams--;
       caller?.signal.removeEventListener("abort", onAbort);
       abort.abort();
@@ -177,9 +222,25 @@ export class Upstream {
   }
 
   private markDown(ep: EndpointState): void {
+    if (!ep.up) return;
     ep.up = false;
     const idx = this.list.indexOf(ep);
-    if (idx !== -1) this.current = (idx + 1) % this.list.length; // -1: already out of the list
+    if (idx === -1) return; // already out of the list
+    if (idx === this.current && this.list.some((e) => e.up)) this.failovers++;
+    this.current = (idx + 1) % this.list.length;
+  }
+
+  /** Each endpoint in use is asked for its Status when due (liveness.ts). */
+  private checkLiveness(): void {
+    const intervalMs = this.o.livenessIntervalMs ?? 1000;
+    for (const ep of this.list) {
+      checkEndpoint(ep, intervalMs, (down, why) => {
+        if (!down.up) return;
+        this.markDown(ep);
+        for (const c of ep.calls) c.abort.abort(why);
+        for (const a of ep.streams) a.abort(why);
+      }, (term) => { if (term > this.term) this.term = term; });
+    }
   }
 
   private async probeDown(): Promise<void> {
@@ -207,17 +268,25 @@ export class Upstream {
 
   private async checkOnce(timeoutMs: number): Promise<HealthResult> {
     try {
-      await this.unary(undefined, (c) => c.kv.range({ key: new TextEncoder().encode("health"), countOnly: true }, { timeoutMs }), { readOnly: true });
-      return { ok: true, reason: "" };
+      await this.unary(undefined, (c, opts) => c.kv.range({ key: new TextEncoder().encode("health"), countOnly: true }, { ...opts, timeoutMs }), { readOnly: true });
+      return { ok: true, reason: "", ...this.where() };
     } catch (err) {
       const ce = ConnectError.from(err);
       const answered = ce.code === Code.PermissionDenied || ce.code === Code.Unauthenticated || ce.rawMessage === "etcdserver: user name is empty";
-      return answered ? { ok: true, reason: "" } : { ok: false, reason: `GET ERROR: ${ce.rawMessage}` };
+      return answered ? { ok: true, reason: "", ...this.where() } : { ok: false, reason: `GET ERROR: ${ce.rawMessage}`, ...this.where() };
     }
+  }
+
+  /** Which endpoint is in use and which are down, for /health. */
+  private where(): { endpoint: string; down: string[] } {
+    const n = this.list.length;
+    const idx = [...Array(n).keys()].map((i) => (this.current + i) % n).find((i) => this.list[i]!.up) ?? this.current;
+    return { endpoint: this.list[idx]?.url ?? "", down: this.list.filter((e) => !e.up).map((e) => e.url) };
   }
 
   close(): void {
     clearInterval(this.probeTimer);
+    clearInterval(this.livenessTimer);
     for (const ep of this.list) ep.clients.close();
   }
 }

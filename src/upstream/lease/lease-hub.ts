@@ -14,6 +14,8 @@
  *   tokenless stream between users shows nobody anything.
  * - The upstream stream opens on the first keep-alive and is half-closed once no client stream is left.
  *   If it breaks, the keep-alives in flight are sent again on a new stream (renewing twice is harmless).
+ *   It also ends when etcd's leader changes (Upstream.stream's leaderBound), so a renewal stuck on a
+ *   leader that is gone is sent again at once.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -247,7 +249,7 @@ export class LeaseHub {
         let err: ConnectError | undefined;
         this.upstreamStreams = 1;
         try {
-          for await (const res of this.up.stream(caller, (c, o) => c.lease.leaseKeepAlive(feed, o))) {
+          for await (const res of this.up.stream(caller, (c, o) => c.lease.leaseKeepAlive(feed, o), { leaderBound: true })) {
             failures = 0;
             this.deliver(res);
           }
