@@ -10,13 +10,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleBench, ensureDist } from "./harness/build.js";
 import { probeWorkload } from "./harness/probe.js";
+import { resolveEtcdBenchmark } from "./harness/etcd-benchmark.js";
 import { killAllNow, stopOnSignals } from "./harness/processes.js";
 import { idleRss, runOne, type RunResult } from "./harness/runner.js";
 import { Stack } from "./harness/stack.js";
 import { parseArgs, USAGE, type Profile } from "./profile.js";
 import { fmt, type RunInfo } from "./report/markdown.js";
 import { readStoredRun, writeReports } from "./report/write.js";
-import { TARGETS } from "./targets.js";
+import { runtimeVersions, TARGETS } from "./targets.js";
 import { WORKLOADS } from "./workloads.js";
 
 const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
@@ -32,7 +33,9 @@ function machineFacts(): Record<string, string> {
     cpu: cpus()[0]?.model ?? "unknown",
     memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
     kernel: `Linux ${release()}`,
-    node: process.version,
+    node: runtimeVersions()["node (etcd-edge (Node), ceilings)"]!,
+    ...Object.fromEntries(Object.entries(runtimeVersions()).filter(([k]) => !k.startsWith("node (etcd-edge"))),
+    "bench orchestrator and Node generator": `${process.version} (${process.execPath})`,
     etcd,
     "load average at start (1/5/15 min)": loadavg().map((l) => l.toFixed(2)).join(" / "),
   };
@@ -70,6 +73,17 @@ async function main(args: string[]): Promise<number> {
   const na = new Map<string, string>();
   const results: RunResult[] = [];
 
+  if (workloads.some((w) => w.etcdBenchmark)) {
+    try {
+      p.etcdBenchmarkPath = resolveEtcdBenchmark(ROOT, p.etcdBenchmarkPath);
+      log(`etcd benchmark tool: ${p.etcdBenchmarkPath}`);
+    } catch (err) {
+      const msg = `etcd's benchmark tool is not available, its rows are n/a: ${err instanceof Error ? err.message : String(err)}`;
+      log(msg);
+      notes.push(msg);
+      for (const w of workloads) if (w.etcdBenchmark) for (const t of targets) na.set(`${w.id}/${t.id}`, "etcd benchmark tool not available");
+    }
+  }
   const dist = ensureDist(ROOT);
   log(dist.message);
   if (dist.stale) notes.push(dist.message);
@@ -82,6 +96,11 @@ async function main(args: string[]): Promise<number> {
     await stack.seed(casSlots);
     log(`etcd on ${stack.etcdUrl}`);
     for (const t of targets) {
+      // A runtime that is not installed: its cells say so (supports()), nothing to start.
+      if (t.role !== "etcd" && !t.command) {
+        log(`${t.label}: ${t.supports("memory-idle").run === false ? (t.supports("memory-idle") as { naReason: string }).naReason : "no command"}`);
+        continue;
+      }
       try {
         const running = await stack.startTarget(t);
         log(`${t.label} on ${running.url} (pid ${running.pid})`);
@@ -100,7 +119,7 @@ async function main(args: string[]): Promise<number> {
         for (const t of up) if (t.role !== "etcd") results.push(await idleRss(await stack.ensure(t.id), rep));
       }
       for (const [wi, w] of workloads.entries()) {
-        if (!w.task) continue;
+        if (!w.task && !w.etcdBenchmark) continue;
         const eligible = up.filter((t) => t.supports(w.id).run !== false && !na.has(`${w.id}/${t.id}`));
         const shift = eligible.length ? (rep + wi) % eligible.length : 0;
         for (const t of [...eligible.slice(shift), ...eligible.slice(0, shift)]) {
@@ -117,7 +136,7 @@ async function main(args: string[]): Promise<number> {
           const r = await runOne(w, running, stack, p, BUILD_DIR, rep);
           results.push(r);
           log(`[rep ${rep + 1}/${p.reps}] ${w.id.padEnd(20)} ${t.label.padEnd(30)} ${describe(r)}`);
-          if (w.id === "put" || w.id === "txn-cas") await stack.compact();
+          if (w.id === "put" || w.id === "txn-cas" || w.id === "txn-put") await stack.compact();
         }
       }
     }

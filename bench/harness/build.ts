@@ -36,7 +36,9 @@ export function ensureDist(root: string): { message: string; stale: boolean } {
   return { message: `npm run build failed, so etcd-edge ran from an older dist/ than src/ (${why})`, stale: true };
 }
 
-export const BUNDLES = { generator: "load/generator.ts", passthrough: "ceilings/passthrough.ts", "static-range": "ceilings/static-range.ts" } as const;
+export const BUNDLES = {
+  generator: "load/generator.ts", passthrough: "ceilings/passthrough.ts", "static-range": "ceilings/static-range.ts", "bare-h2": "ceilings/bare-h2.ts",
+} as const;
 
 export async function bundleBench(benchDir: string, outDir: string): Promise<void> {
   await build({

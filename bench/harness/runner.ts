@@ -10,6 +10,7 @@ import type { FromGenerator, GenResult, Task, ToGenerator, Window } from "../loa
 import { percentile, sortedCopy } from "../load/stats.js";
 import type { Profile } from "../profile.js";
 import type { WorkloadSpec } from "../workloads.js";
+import { runEtcdBenchmark } from "./etcd-benchmark.js";
 import { settledEtcdCounts, type EtcdCounts } from "./etcd-metrics.js";
 import { cpuMs, rssMB } from "./proc-stats.js";
 import { track } from "./processes.js";
@@ -31,7 +32,7 @@ export interface RunResult {
   proxyCpuMsPer1k?: number;
   etcdCpuMsPer1k?: number;
   genCpuMsPer1k?: number;
-  /** Share of one core the generator processes used in the measured phase, in %. */
+  /** Share of one core the generator processes (or etcd's benchmark tool) used in the measured phase, in %. */
   genBusyPct?: number;
   /** Highest RSS of the target's process tree in the measured phase, and at the sample point. */
   proxyRssMB?: number;
@@ -127,6 +128,7 @@ function mergeResults(results: GenResult[]): GenResult {
 }
 
 export async function runOne(w: WorkloadSpec, target: RunningTarget, stack: Stack, p: Profile, buildDir: string, rep: number): Promise<RunResult> {
+  if (w.etcdBenchmark) return runEtcdBenchmark(w, target, stack, p, rep);
   const procs = w.kind === "loop" ? p.genProcs : 1;
   const base: RunResult = { workload: w.id, target: target.spec.id, rep, ok: false, units: 0, errors: 0, extra: {} };
   const isProxy = target.spec.role !== "etcd";

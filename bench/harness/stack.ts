@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClientHttp2Session } from "node:http2";
 import { openSession, unaryAsync } from "../load/grpc-raw.js";
-import { CAS_VALUE, casKey, compactRequest, HOT_KEY, HOT_VALUE_BYTES, PATH, putRequest, rangeReply, rangeRequest } from "../load/messages.js";
+import { CAS_VALUE, casKey, compactRequest, HOT_KEY, HOT_VALUE_BYTES, MANY_KEYS, manyKey, MANY_VALUE_BYTES, PATH, putRequest, rangeReply, rangeRequest } from "../load/messages.js";
 import type { TargetSpec } from "../targets.js";
 import { freePort, portOpen, waitFor } from "./ports.js";
 import { startProcess, type Managed } from "./processes.js";
@@ -75,6 +75,10 @@ export class Stack {
     const s = this.etcdSession!;
     await unaryAsync(s, PATH.put, putRequest(HOT_KEY, new Uint8Array(HOT_VALUE_BYTES).fill(0x68)));
     await Promise.all(casSlots.map((slot) => unaryAsync(s, PATH.put, putRequest(casKey(slot), CAS_VALUE))));
+    const many = new Uint8Array(MANY_VALUE_BYTES).fill(0x6d);
+    for (let i = 0; i < MANY_KEYS; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, MANY_KEYS - i) }, (_, j) => unaryAsync(s, PATH.put, putRequest(manyKey(i + j), many))));
+    }
   }
 
   /** Compacts etcd's history to its current revision, so write workloads do not grow it run after run. */
@@ -101,7 +105,7 @@ export class Stack {
     await waitFor(`${spec.label} to answer Range on ${url}`, async () => {
       if (managed.exited()) throw new Error(`${spec.label} exited: ${managed.output().slice(-2000)}`);
       if (!(await portOpen(port))) return false;
-      await probeRange(url);
+      if (spec.ready !== "port") await probeRange(url);
       return true;
     }, 30_000).catch(async (err) => { await managed.stop(); throw err; });
     const prev = this.targets.get(spec.id);

@@ -28,7 +28,7 @@ function run(task: Task): Promise<GenResult> {
   switch (task.kind) {
     case "unary-raw": return closedLoop(task, () => rawCaller(task.url, task.request, task));
     case "unary-connect": return closedLoop(task, () => connectCaller(task.url, task.protocol, task));
-    case "unary-gateway": return closedLoop(task, () => gatewayCaller(task.url, task));
+    case "unary-gateway": return closedLoop(task, () => gatewayCaller(task.url, task, task.serializable));
     case "lease-oneshot": return closedLoop(task, () => oneShotCaller(task));
     case "watch-fanout": return watchFanout(task, control);
     case "lease-streams": return leaseStreams(task, control);

@@ -32,6 +32,13 @@ export const WATCH_KEY = "bench/watch";
 export const rangeRequest = (serializable: boolean) =>
   frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc(HOT_KEY), serializable })));
 
+/** The keys of the many-keys Range row: MANY_KEYS keys, each read at random (no two callers share a read for long). */
+export const MANY_KEYS = 1000;
+export const manyKey = (i: number) => `bench/many/${String(i).padStart(4, "0")}`;
+export const MANY_VALUE_BYTES = 128;
+export const rangeKeyRequest = (key: string, serializable: boolean) =>
+  frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc(key), serializable })));
+
 export const putRequest = (key: string, value: Uint8Array) =>
   frame(toBinary(PutRequestSchema, create(PutRequestSchema, { key: enc(key), value })));
 

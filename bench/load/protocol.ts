@@ -5,7 +5,7 @@
  * target's CPU between go and end (closed loops: the window's absolute times) and its RSS throughout.
  */
 
-export type RawRequestKind = "range-serializable" | "range-linearizable" | "put" | "txn-cas";
+export type RawRequestKind = "range-serializable" | "range-linearizable" | "range-linearizable-many" | "put" | "txn-cas";
 export type ConnectProtocol = "grpc" | "grpc-web" | "connect-binary" | "connect-json";
 
 /** A closed loop: `concurrency` calls in flight over `connections` HTTP/2 connections (or sockets). */
@@ -19,7 +19,7 @@ export interface LoopShape {
 export type Task =
   | ({ kind: "unary-raw"; url: string; request: RawRequestKind } & LoopShape)
   | ({ kind: "unary-connect"; url: string; protocol: ConnectProtocol } & LoopShape)
-  | ({ kind: "unary-gateway"; url: string } & LoopShape)
+  | ({ kind: "unary-gateway"; url: string; serializable: boolean } & LoopShape)
   | { kind: "watch-fanout"; url: string; etcdUrl: string; watchers: number; connections: number; puts: number; deliveryTimeoutMs: number; setupTimeoutMs: number }
   | { kind: "lease-streams"; url: string; etcdUrl: string; streams: number; connections: number; rounds: number; spreadMs: number; gapMs: number; timeoutMs: number; ttlSeconds: number; setupTimeoutMs: number }
   | ({ kind: "lease-oneshot"; url: string; etcdUrl: string; timeoutMs: number; ttlSeconds: number } & LoopShape);

@@ -10,7 +10,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { fromBinary } from "@bufbuild/protobuf";
 import { KV, RangeRequestSchema, TxnResponseSchema } from "../../gen/etcdserverpb/rpc_pb.js";
 import { unary } from "./grpc-raw.js";
-import { casKey, casRequest, HOT_KEY, PATH, putRequests, rangeRequest } from "./messages.js";
+import { casKey, casRequest, HOT_KEY, MANY_KEYS, manyKey, PATH, putRequests, rangeKeyRequest, rangeRequest } from "./messages.js";
 import type { ConnectProtocol, LoopShape, RawRequestKind } from "./protocol.js";
 import { SessionPool } from "./sessions.js";
 import type { Caller } from "./unary-loop.js";
@@ -31,6 +31,10 @@ export async function rawCaller(url: string, kind: RawRequestKind, shape: LoopSh
   if (kind === "range-serializable" || kind === "range-linearizable") {
     const req = rangeRequest(kind === "range-serializable");
     requestFor = () => req;
+  } else if (kind === "range-linearizable-many") {
+    // Each call reads one of MANY_KEYS keys at random: single-flight rarely finds a read to share.
+    const reqs = Array.from({ length: MANY_KEYS }, (_, i) => rangeKeyRequest(manyKey(i), false));
+    requestFor = () => reqs[Math.floor(Math.random() * reqs.length)]!;
   } else if (kind === "put") {
     path = PATH.put;
     const reqs = putRequests(1024);
@@ -91,9 +95,10 @@ export async function connectCaller(url: string, protocol: ConnectProtocol, shap
 }
 
 /** etcd's JSON gateway: POST /v3/kv/range over HTTP/1.1 keep-alive, one socket per slot. */
-export async function gatewayCaller(url: string, shape: LoopShape): Promise<CallerSet> {
+export async function gatewayCaller(url: string, shape: LoopShape, serializable: boolean): Promise<CallerSet> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: shape.concurrency });
-  const body = Buffer.from(JSON.stringify({ key: Buffer.from(HOT_KEY).toString("base64"), serializable: true }));
+  // Linearizable is the JSON default (the field left out), as curl users send it.
+  const body = Buffer.from(JSON.stringify({ key: Buffer.from(HOT_KEY).toString("base64"), ...(serializable ? { serializable: true } : {}) }));
   const target = new URL("/v3/kv/range", url);
   const call: Caller = (_slot, done) => {
     const req = http.request(target, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": body.length } }, (res) => {

@@ -7,7 +7,10 @@ import type { TargetSpec } from "../targets.js";
 import { fmt, fmtRatio, ratio } from "./markdown.js";
 import type { WorkloadSummary } from "./summary.js";
 
-const COLORS = ["#7f8c8d", "#2c3e50", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085"];
+const COLORS = [
+  "#7f8c8d", "#2c3e50", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d",
+  "#2980b9", "#a04000", "#1e8449", "#6c3483", "#f1948a", "#5dade2", "#58d68d", "#bb8fce", "#34495e",
+];
 const WIDTH = 860;
 const LABEL_W = 250;
 const BAR_AREA = WIDTH - LABEL_W - 160;

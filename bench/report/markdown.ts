@@ -5,6 +5,7 @@
 import type { Profile } from "../profile.js";
 import type { TargetSpec } from "../targets.js";
 import type { WorkloadKind } from "../workloads.js";
+import { evaluateGoals, generatorBound, GENERATOR_BOUND_PCT, goalsTable } from "./goals.js";
 import type { Cell, WorkloadSummary } from "./summary.js";
 
 export interface RunInfo {
@@ -93,19 +94,20 @@ export function fmtRatio(r: number): string {
   return r < 0.001 ? "<0.001×" : `${r >= 100 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`;
 }
 
-/** A generator this busy cannot send faster: the row's figure is then (also) its limit. */
-const GENERATOR_BOUND_PCT = 90;
-
 const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
 
 function summaryTable(ws: WorkloadSummary[], targets: TargetSpec[]): string[] {
-  const out = [row(["workload", "figure", ...targets.map((t) => t.label)]), row(["---", "---", ...targets.map(() => "---:")])];
+  const out = [
+    row(["workload", "figure", ...targets.map((t) => t.label), `generator-bound (generator > ${GENERATOR_BOUND_PCT}% of a core)`]),
+    row(["---", "---", ...targets.map(() => "---:"), "---"]),
+  ];
   for (const w of ws) {
     const h = HEADLINE[w.kind];
     const col: Column = { key: h.key, label: h.label, ratio: true, digits: w.kind === "loop" ? "int" : w.kind === "memory" ? "mb" : "ms" };
     const base = w.ref;
     const against = w.reference.target === "grpc-proxy" && !w.reference.workload ? "" : ` (ratios: to ${w.reference.label})`;
-    out.push(row([`\`${w.id}\` ${w.title}${against}`, `${h.label} (${h.better} is better)`, ...targets.map((t) => cellText(w.cells[t.id]!, col, base))]));
+    const bound = targets.filter((t) => !w.cells[t.id]!.na && generatorBound(w.cells[t.id], w.kind)).map((t) => t.label);
+    out.push(row([`\`${w.id}\` ${w.title}${against}`, `${h.label} (${h.better} is better)`, ...targets.map((t) => cellText(w.cells[t.id]!, col, base)), bound.length ? bound.join(", ") : "–"]));
   }
   return out;
 }
@@ -121,12 +123,13 @@ function detailTable(w: WorkloadSummary, targets: TargetSpec[]): string[] {
       notes.push(`- ${t.label}: n/a, ${c.na}.`);
       continue;
     }
-    out.push(row([t.label, ...cols.map((col) => cellText(c, col, base))]));
+    const mark = (col: Column) => (col.key === "throughput" && generatorBound(c, w.kind) ? " generator-bound" : "");
+    out.push(row([t.label, ...cols.map((col) => `${cellText(c, col, base)}${mark(col)}`)]));
     if (c.failedRuns > 0) notes.push(`- ${t.label}: ${c.failedRuns} of ${c.runs} runs failed: ${c.error}`);
     if (c.firstCallError) notes.push(`- ${t.label}: some calls failed, first error: ${c.firstCallError}`);
     const busy = c.m["genBusyPct"];
-    if (w.kind === "loop" && busy !== undefined && busy >= GENERATOR_BOUND_PCT) {
-      notes.push(`- ${t.label}: the generator was busy ${fmt(busy, "pct")} of a core, so this figure is the generator's limit as much as the target's.`);
+    if (generatorBound(c, w.kind)) {
+      notes.push(`- ${t.label}: generator-bound: the generator was busy ${fmt(busy, "pct")} of a core (above ${GENERATOR_BOUND_PCT}%), so this figure is the generator's limit as much as the target's; goals do not count it as met.`);
     }
     if (c.m["reconnects"]) notes.push(`- ${t.label}: the server closed connections (GOAWAY) and the generator reconnected ${fmt(c.m["reconnects"], "int")} times.`);
   }
@@ -158,16 +161,27 @@ export function markdown(ws: WorkloadSummary[], targets: TargetSpec[], p: Profil
     "",
     ...summaryTable(ws, targets),
     "",
+    "The last column names the cells that are `generator-bound`: the load generator (etcd's benchmark tool or ours) was above " +
+      `${GENERATOR_BOUND_PCT}% of a core, so the figure is (also) the generator's limit (the detail tables mark the cell itself).`,
+    "",
     "![Throughput relative to etcd grpc-proxy](chart.svg)",
+    "",
+    "## Targets: met / missed",
+    "",
+    "Ratios are medians over medians of this run. `generator-bound` is not counted as met; `n/a` says what was missing (a row not run, a runtime not installed).",
+    "",
+    ...goalsTable(evaluateGoals(ws, targets)),
     "",
     "## How it is measured",
     "",
     "- etcd (version above) runs on fresh data; etcd grpc-proxy (the same binary), etcd-edge (compiled `dist/`, `bin/etcd-edge.js`) and the two ceilings run in front of it on loopback ports.",
-    "- The load generator is a separate Node process. Raw-gRPC workloads send requests encoded once over node:http2; the `proto-*` rows use connect-node clients in each protocol; `json-gateway` uses HTTP/1.1 keep-alive sockets.",
+    "- Rows whose title names `etcd benchmark ...` (hot-key Range, Put, Txn of one Put) are driven by etcd's own benchmark tool (tools/benchmark, a Go gRPC client built from Debian's etcd sources by `../shared/tools/etcd-benchmark.sh`) with `--clients` and `--conns` as above: a warm-up run sizes `--total` to the measured duration; req/s and p50/p99 are the tool's Requests/sec and latency distribution; its CPU (all its threads, as a share of one core; Go may use both cores) is the cutime + cstime its `sh` parent reads from /proc/<pid>/stat once it has exited.",
+    "- Our own generator is a separate Node process for the rest: the many-keys Range (the tool reads one fixed key), the Txn compare-and-swap, the `proto-*` rows (connect-node clients in each protocol: gRPC, gRPC-Web, Connect), the JSON gateway (HTTP/1.1 keep-alive sockets), watch fan-out (the tool's watch reports no per-delivery latency) and the lease rows (the tool's lease-keepalive opens a stream per request and never closes it: that is neither of our lease rows).",
+    "- etcd-edge runs on the machine's Node, on the npm `node` package (Node's LTS, when installed), on Deno and on Bun; each runtime has its own ceilings. The idle-RSS reference is a bare node:http2 server (`bench/ceilings/bare-h2.ts`).",
     "- Ceilings: the HTTP/2 pass-through pipes streams to etcd without decoding a frame; the static responder answers Range from memory with a reply encoded at start-up. Both run on Node with the same generator: they are the best a proxy on this runtime can do here.",
     "- CPU is utime + stime of the target's process tree from /proc/<pid>/stat over the measured window; RSS is VmRSS from /proc/<pid>/status (highest in the window; for watch and lease rows, when every stream is open).",
     "- Watch delivery latency: from the Put's reply (the Put goes straight to etcd) to the watcher reading the event, 0 when the event came first. One generator process reads every delivery one after another, so with thousands of watchers the last ones wait for it: etcd direct's figure is the floor this generator can show. Watchers and keep-alive streams at etcd come from etcd's /metrics (`etcd_debugging_mvcc_watcher_total`; `grpc_server_started_total` − `grpc_server_handled_total` for LeaseKeepAlive), minus the value before the run (results.json also has the absolute counts: etcd's proxy keeps its one upstream keep-alive stream open across runs, so it may add 0).",
-    "- Whether the generator is the limit: each closed-loop table gives the generator's busy share of one core; at 90% or more the row says the figure is (also) the generator's limit. A target well below the static ceiling, with the generator far from busy, is limited by itself.",
+    `- Whether the generator is the limit: each closed-loop table gives the generator's busy share of one core; above ${GENERATOR_BOUND_PCT}% the cell is marked generator-bound. A target well below the static ceiling, with the generator far from busy, is limited by itself.`,
     ...(info.notes.length ? ["", "Notes from this run:", "", ...info.notes.map((n) => `- ${n}`)] : []),
     "",
     "## Details",

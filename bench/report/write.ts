@@ -9,6 +9,7 @@ import type { Profile } from "../profile.js";
 import type { TargetSpec } from "../targets.js";
 import type { WorkloadSpec } from "../workloads.js";
 import { chart } from "./chart.js";
+import { evaluateGoals, type GoalResult } from "./goals.js";
 import { markdown, type RunInfo } from "./markdown.js";
 import { summarize, type WorkloadSummary } from "./summary.js";
 
@@ -18,6 +19,8 @@ export interface StoredRun extends RunInfo {
   /** "workload/target" → why that cell is n/a although the target is listed (probe failed, did not start). */
   naOverrides?: Record<string, string>;
   summary: WorkloadSummary[];
+  /** The targets of bench/report/goals.ts, met / missed / generator-bound / n/a. */
+  goals?: GoalResult[];
   runs: RunResult[];
 }
 
@@ -27,7 +30,7 @@ export function writeReports(outDir: string, p: Profile, workloads: WorkloadSpec
   const md = markdown(summary, targets, p, info);
   writeFileSync(join(outDir, "results.md"), md);
   const stored: StoredRun = {
-    ...info, profile: p, targets: targets.map(({ id, label, role }) => ({ id, label, role })), naOverrides: Object.fromEntries(na), summary, runs,
+    ...info, profile: p, targets: targets.map(({ id, label, role }) => ({ id, label, role })), naOverrides: Object.fromEntries(na), summary, goals: evaluateGoals(summary, targets), runs,
   };
   writeFileSync(join(outDir, "results.json"), `${JSON.stringify(stored, null, 2)}\n`);
   writeFileSync(join(outDir, "chart.svg"), chart(summary, targets));
