@@ -35,7 +35,8 @@ const SNIFF_TIMEOUT_MS = 10_000;
 /**
  * Bytes held while waiting for the first header block. A client that sends more first (a header block
  * over 64 KiB, or many SETTINGS) is handed over as it is once the held bytes reach this, plus at most the
- * chunk that crossed it; its `:authority` is then not patched.
+ * chunk that crossed it; its `:authority` is then not patched. A client that has not acknowledged our
+ * SETTINGS by then (or by SNIFF_TIMEOUT_MS) is closed: HTTP/2 requires the ACK.
  */
 const MAX_HELD_BYTES = 64 * 1024;
 
@@ -124,7 +125,9 @@ function readFirstBytes(socket: Socket, sniff: boolean, toH2: (s: Socket) => voi
     start.scan(held.subarray(0, used));
     const waitingForAck = sentSettings && start.settingsAck === undefined;
     if (start.state !== "more" && !waitingForAck) return finish(toH2);
-    if (used >= MAX_HELD_BYTES) return finish(toH2);
+    // At the bound: handed over as it is, unless our SETTINGS is still unacknowledged (its ACK would then
+    // reach nghttp2, which never sent it, and end the connection anyway): closed.
+    if (used >= MAX_HELD_BYTES) return finish(waitingForAck ? undefined : toH2);
     if (start.state === "more" && !start.headersBegun && !sentSettings && used >= CLIENT_PREFACE.length) {
       sentSettings = true;
       socket.write(SERVER_SETTINGS);
@@ -148,7 +151,9 @@ function readFirstBytes(socket: Socket, sniff: boolean, toH2: (s: Socket) => voi
   // Cleartext before the preface has decided: destroy, as a silent client gets nothing. Otherwise the
   // connection is valid HTTP/2 so far (an idle gRPC channel): hand it over as it is.
   const onTimeout = guard(() => {
-    if (!done) finish(sniff && used < CLIENT_PREFACE.length ? undefined : toH2);
+    if (done) return;
+    const waitingForAck = sentSettings && start.settingsAck === undefined;
+    finish((sniff && used < CLIENT_PREFACE.length) || waitingForAck ? undefined : toH2);
   });
   const onError = guard(() => finish(undefined));
   // A client that half-closes before its first request gets nothing (and unshift() after 'end' fails).

@@ -69,13 +69,22 @@ export class UnaryCall implements CallerContext {
     if (this.finished) return;
     this.end();
     this.abort?.abort(err);
-    this.done(err, undefined);
+    this.report(err, undefined);
   }
 
   private succeed(out: Message): void {
     if (this.finished) return;
     this.end();
-    this.done(undefined, out);
+    this.report(undefined, out);
+  }
+
+  /** `done` writes the answer from a promise continuation: a throw there (a stream closed meanwhile) is dropped, never unhandled. */
+  private report(err: ConnectError | undefined, out: Message | undefined): void {
+    try {
+      this.done(err, out);
+    } catch {
+      // the client is gone; nothing to answer
+    }
   }
 
   private end(): void {

@@ -53,14 +53,16 @@ export function grpcBidi<I extends DescMessage, O extends DescMessage>(o: GrpcBi
   return {
     compat: (req, res) => {
       if (req.httpVersionMajor !== 2 || !("stream" in res) || !isOurs(req.method, req.url, req.headers)) return false;
-      void serve(compatIo(req as http2.Http2ServerRequest, res), o);
+      // serve catches what the RPC throws; a throw while answering (a stream closed meanwhile) ends this
+      // stream, never the process.
+      serve(compatIo(req as http2.Http2ServerRequest, res), o).catch(() => res.stream.destroy());
       return true;
     },
     stream: (stream, headers) => {
       if (headers.origin !== undefined || !isOurs(headers[":method"], headers[":path"], headers)) return false;
       // Errors surface as 'close' (the client reset the stream); an unhandled 'error' would end the process.
       stream.on("error", () => {});
-      void serve(streamIo(stream, headers), o);
+      serve(streamIo(stream, headers), o).catch(() => stream.destroy());
       return true;
     },
   };

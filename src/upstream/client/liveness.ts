@@ -26,7 +26,7 @@ export interface CallInFlight {
   readonly abort: AbortController;
   /** Date.now() when sent. */
   readonly since: number;
-  /** The highest raft term known when sent; 0: none known yet. */
+  /** The raft term known when sent, if it had been confirmed within the last check interval; else 0. */
   readonly term: bigint;
 }
 
@@ -59,7 +59,9 @@ export interface Watched {
  * raft term and returns the highest known.
  */
 export function checkEndpoint(ep: Watched, intervalMs: number, down: (ep: Watched, why: ConnectError) => void, term: (t: bigint) => void): void {
-  if (!ep.up || ep.checking) return;
+  // A down endpoint is checked too while calls are on it (every endpoint down: pick() still sends there),
+  // so a frozen etcd ends them Unavailable instead of leaving them to their deadlines.
+  if (ep.checking) return;
   const now = Date.now();
   const oldest = ep.calls.values().next().value as CallInFlight | undefined;
   const slow = oldest !== undefined && now - oldest.since >= LIVENESS_TICK_MS;
@@ -70,7 +72,9 @@ export function checkEndpoint(ep: Watched, intervalMs: number, down: (ep: Watche
   ep.clients.maintenance.status({}, { timeoutMs: intervalMs }).then((s) => {
     term(s.raftTerm);
     for (const c of [...ep.calls, ...ep.leaderBound]) {
-      if (c.since >= now || c.term === 0n || c.term >= s.raftTerm) continue;
+      // Only a call that has waited a tick, sent while its term was known to be current (liveness.ts
+      // records 0 otherwise): a call sent after the election, or a fast one, is left alone.
+      if (now - c.since < LIVENESS_TICK_MS || c.term === 0n || c.term >= s.raftTerm) continue;
       const why = new ConnectError(`etcd's leader changed (raft term ${c.term} → ${s.raftTerm}) while the call was in flight; its outcome is unknown`, Code.Unavailable);
       leaderChanges.add(why);
       c.abort.abort(why);

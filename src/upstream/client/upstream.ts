@@ -11,7 +11,7 @@ import { callerMetadata, type CallerContext } from "../../wire/caller.js";
 import { clampTimer } from "../../wire/timeout.js";
 import { createEtcdClients, type EtcdClients, type UpstreamTls } from "./clients.js";
 import { fromUpstream, isUnreachable } from "./errors.js";
-import { checkEndpoint, isLeaderChange, LIVENESS_TICK_MS, type CallInFlight } from "./liveness.js";
+import { checkEndpoint, isLeaderChange, LIVENESS_TICK_MS, type CallInFlight, type Watched } from "./liveness.js";
 import { namespacedClients } from "./namespaced-clients.js";
 
 /** One etcd endpoint as the transport dials it. */
@@ -50,20 +50,9 @@ export interface HealthResult {
   down?: string[];
 }
 
-interface EndpointState {
-  url: string;
-  clients: EtcdClients & { close(): void };
-  /** false after a call found it unreachable, until a probe succeeds. */
-  up: boolean;
-  /** Aborts of the streams open on this endpoint: fired when the endpoint is taken out of the list. */
-  readonly streams: Set<AbortController>;
-  /** Streams that end when etcd's leader changes (Upstream.stream's `leaderBound`), with the term they began in. */
-  readonly leaderBound: Set<CallInFlight>;
-  /** The unary calls in flight on this endpoint, oldest first: ended when it stops answering. */
-  readonly calls: Set<CallInFlight>;
-  /** A liveness Status call in flight. */
-  checking: boolean;
-  checkedAt: number;
+/** An endpoint: what liveness.ts watches of it, and its clients. */
+interface EndpointState extends Watched {
+  readonly clients: EtcdClients & { close(): void };
 }
 
 export class Upstream {
@@ -80,6 +69,8 @@ export class Upstream {
   failovers = 0;
   /** The highest raft term any endpoint answered (liveness.ts): a call records it when sent. */
   private term = 0n;
+  /** When `term` was last confirmed by a Status answer; a call sent long after records no term. */
+  private termSeenAt = 0;
   private readonly probeTimer: ReturnType<typeof setInterval>;
   private readonly livenessTimer: ReturnType<typeof setInterval>;
 
@@ -159,16 +150,20 @@ export class Upstream {
       const onAbort = () => abort.abort(opts.signal?.reason);
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       if (opts.signal?.aborted) abort.abort(opts.signal.reason);
-      const inFlight: CallInFlight = { abort, since: Date.now(), term: this.term };
+      const now = Date.now();
+      const inFlight: CallInFlight = { abort, since: now, term: this.termIfCurrent(now) };
       ep.calls.add(inFlight);
       try {
         return await call(ep.clients, { ...opts, signal: abort.signal });
       } catch (err) {
         // Ended by checkLiveness: the abort's reason says why, whatever the transport made of it.
-        lastErr = abort.signal.reason instanceof ConnectError && !opts.signal?.aborted ? abort.signal.reason : err;
+        const byLiveness = abort.signal.reason instanceof ConnectError && !opts.signal?.aborted;
+        lastErr = byLiveness ? abort.signal.reason : err;
         if (!isUnreachable(lastErr) || caller?.signal.aborted) break;
         if (!isLeaderChange(lastErr)) this.markDown(ep);
-        const neverSent = /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(ConnectError.from(lastErr).rawMessage);
+        // Only the call's own connection error proves it never left; a call liveness ended was sent
+        // (whatever the text of the Status failure that ended it).
+        const neverSent = !byLiveness && /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND/.test(ConnectError.from(err).rawMessage);
         if (!policy.readOnly && !neverSent) break;
       } finally {
         ep.calls.delete(inFlight);
@@ -191,7 +186,8 @@ export class Upstream {
     const ep = this.pick();
     this.openStreams++;
     ep.streams.add(abort);
-    const bound: CallInFlight = { abort, since: Date.now(), term: this.term };
+    const now = Date.now();
+    const bound: CallInFlight = { abort, since: now, term: this.termIfCurrent(now) };
     if (o.leaderBound) ep.leaderBound.add(bound);
     try {
       yield* call(ep.clients, this.callOptions(caller, abort.signal));
@@ -211,14 +207,15 @@ export class Upstream {
 
   /** The endpoint for the next call: the current one if up, else the next one that is up, else current. */
   private pick(): EndpointState {
-    for (let i = 0; i < this.endpoints.length; i++) {
-      const idx = (this.current + i) % this.endpoints.length;
-      if (this.endpoints[idx]!.up) {
-        this.current = idx;
-        return this.endpoints[idx]!;
-      }
-    }
-    return this.endpoints[this.current]!;
+    this.current = this.firstUp();
+    return this.list[this.current]!;
+  }
+
+  /** Index of the current endpoint if up, else of the next one that is up, else the current one. */
+  private firstUp(): number {
+    const n = this.list.length;
+    for (let i = 0; i < n; i++) if (this.list[(this.current + i) % n]!.up) return (this.current + i) % n;
+    return this.current;
   }
 
   private markDown(ep: EndpointState): void {
@@ -235,12 +232,19 @@ export class Upstream {
     const intervalMs = this.o.livenessIntervalMs ?? 1000;
     for (const ep of this.list) {
       checkEndpoint(ep, intervalMs, (down, why) => {
-        if (!down.up) return;
         this.markDown(ep);
         for (const c of ep.calls) c.abort.abort(why);
         for (const a of ep.streams) a.abort(why);
-      }, (term) => { if (term > this.term) this.term = term; });
+      }, (term) => {
+        if (term > this.term) this.term = term;
+        this.termSeenAt = Date.now();
+      });
     }
+  }
+
+  /** The known raft term if a Status confirmed it within the last check interval, else 0 (unknown). */
+  private termIfCurrent(now: number): bigint {
+    return now - this.termSeenAt <= 2 * (this.o.livenessIntervalMs ?? 1000) ? this.term : 0n;
   }
 
   private async probeDown(): Promise<void> {
@@ -279,9 +283,7 @@ export class Upstream {
 
   /** Which endpoint is in use and which are down, for /health. */
   private where(): { endpoint: string; down: string[] } {
-    const n = this.list.length;
-    const idx = [...Array(n).keys()].map((i) => (this.current + i) % n).find((i) => this.list[i]!.up) ?? this.current;
-    return { endpoint: this.list[idx]?.url ?? "", down: this.list.filter((e) => !e.up).map((e) => e.url) };
+    return { endpoint: this.list[this.firstUp()]?.url ?? "", down: this.list.filter((e) => !e.up).map((e) => e.url) };
   }
 
   close(): void {
