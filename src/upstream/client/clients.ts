@@ -4,7 +4,7 @@
  */
 import type { DescService, Message } from "@bufbuild/protobuf";
 import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../../../gen/etcdserverpb/rpc_pb.js";
 import { Election } from "../../../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../../../gen/v3lockpb/v3lock_pb.js";
@@ -42,6 +42,12 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
   // node:tls options for an https endpoint, the same for both sessions. Read by each new session, not
   // copied here: `o.tls` re-reads --cert/--key/--cacert when they change (config/tls-reload.ts).
   const tls = o.url.startsWith("https:") ? liveTlsOptions(o.tls) : undefined;
+  // The streams' session, ours so that close() can end it (an endpoint taken out of the list).
+  const sessions = new Http2SessionManager(o.url, {
+    ...(o.keepAliveTimeMs > 0 ? { pingIntervalMs: o.keepAliveTimeMs, pingTimeoutMs: o.keepAliveTimeoutMs } : {}),
+    // Keep the session open between calls: reconnecting per burst would add a handshake to p99.
+    idleConnectionTimeoutMs: 5 * 60_000,
+  }, tls ?? {});
   const transport = createGrpcTransport({
     baseUrl: o.url,
     // etcd's answers can be large (a Range of a whole prefix); the limit is --max-recv-bytes.
@@ -50,10 +56,7 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
     // etcd clients send uncompressed messages; compressing loopback traffic costs CPU for nothing.
     sendCompression: undefined,
     acceptCompression: [],
-    ...(o.keepAliveTimeMs > 0 ? { pingIntervalMs: o.keepAliveTimeMs, pingTimeoutMs: o.keepAliveTimeoutMs } : {}),
-    // Keep the session open between calls: reconnecting per burst would add a handshake to p99.
-    idleConnectionTimeoutMs: 5 * 60_000,
-    nodeOptions: tls ?? {},
+    sessionManager: sessions,
   });
   const unary = new UnaryCaller({
     url: o.url,
@@ -73,7 +76,10 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
     auth: client(Auth),
     election: client(Election),
     lock: client(Lock),
-    close: () => unary.close(),
+    close: () => {
+      unary.close();
+      sessions.abort();
+    },
   };
 }
 
