@@ -83,6 +83,25 @@ t.test("(c) --trusted-ca-file requires a client certificate", async (t) => {
   t.notMatch(without.stdout, /tls-c/, "and gets no data");
   const curlWithout = await curl(["--cacert", certs.ca, `${edge.url}/health`]);
   t.not(curlWithout.code, 0, "curl without a client certificate is refused too");
+  // Every door, every HTTP version: without a certificate no request completes; with one, each answers.
+  const requests: [string, string[]][] = [
+    ["/health", []],
+    ["/metrics", []],
+    ["/v3/kv/range", ["-d", '{"key":"dGxzLWM="}']],
+    ["/etcdserverpb.KV/Range", ["-H", "content-type: application/json", "-d", '{"key":"dGxzLWM="}']],
+    ["/etcdserverpb.KV/Range", ["-H", "content-type: application/grpc-web+proto", "--data-binary", "@-"]],
+  ];
+  for (const version of ["--http1.1", "--http2"]) {
+    for (const [path, extra] of requests) {
+      const name = `${path} over ${version.slice(2)} (${extra.join(" ").slice(0, 40)})`;
+      const refused = await curl([version, "--cacert", certs.ca, ...extra, `${edge.url}${path}`]);
+      t.not(refused.code, 0, `without a certificate: ${name} is refused`);
+      t.equal(refused.stdout, "", "and answers nothing");
+      const served = await curl([version, "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert", certs.ca, "--cert", certs.client.cert, "--key", certs.client.key, ...extra, `${edge.url}${path}`]);
+      t.equal(served.code, 0, `with one: ${name} is served`);
+      t.match(served.stdout, version === "--http2" ? /^200 2$/ : /^200 1\.1$/, `HTTP 200 over ${version.slice(2)}`);
+    }
+  }
 });
 
 t.test("(d) --client-crl-file refuses a revoked client certificate", async (t) => {
