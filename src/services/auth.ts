@@ -1,13 +1,24 @@
 /** etcdserverpb.Auth: every RPC forwarded with the caller's token. */
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Auth } from "../../gen/etcdserverpb/rpc_pb.js";
+import { authChanging } from "../upstream/kv/cache-invalidator.js";
 import type { Upstream } from "../upstream/client/upstream.js";
 
 export function authService(up: Upstream): ServiceImpl<typeof Auth> {
   const w = { readOnly: false };
   const r = { readOnly: true };
   return {
-    authEnable: (req, ctx) => up.unary(ctx, (c, o) => c.auth.authEnable(req, o), w),
+    // The range cache serves tokenless callers only while auth is off (cache-invalidator.ts). It stops
+    // before the call is sent and again before etcd's answer goes back, so neither the client that
+    // enabled auth nor anyone after it is served a tokenless answer from the cache.
+    authEnable: async (req, ctx) => {
+      authChanging(up);
+      try {
+        return await up.unary(ctx, (c, o) => c.auth.authEnable(req, o), w);
+      } finally {
+        authChanging(up);
+      }
+    },
     authDisable: (req, ctx) => up.unary(ctx, (c, o) => c.auth.authDisable(req, o), w),
     authStatus: (req, ctx) => up.unary(ctx, (c, o) => c.auth.authStatus(req, o), r),
     // Not read-only for retries: each Authenticate issues a new token and costs etcd a bcrypt.

@@ -17,7 +17,12 @@
  * refuses the password once it is on. It is not a Range, so etcd's Range count shows only the cache's
  * misses, whatever the proxy's uptime. Until the probe runs,
  * a tokenless caller could still be served an entry etcd answered it a moment before auth went on: the
- * same staleness a serializable read of a follower that has not yet applied `auth enable` shows.
+ * same staleness a serializable read of a follower that has not yet applied `auth enable` shows. That
+ * window is bounded by `authProbeMs` plus one probe round trip (500 ms + a few ms; at most 500 ms + the
+ * probe's 1 s timeout when etcd is slow to answer it), and exists only for `auth enable` done directly
+ * on etcd: an AuthEnable through this proxy calls `authChanging` (services/auth.ts) before it is sent and
+ * again when etcd has answered, before the answer goes back, so the client that enabled auth, and every
+ * request after it, is never served a tokenless answer from the cache.
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
@@ -49,23 +54,52 @@ export const DEFAULT_INVALIDATOR: CacheInvalidatorOptions = { retryMinMs: 250, r
 
 const NUL = new Uint8Array([0]);
 
+/**
+ * The invalidators of each Upstream, so the Auth service can reach them through the Upstream it already
+ * has (one per proxy; tests may build several). Entries are added by start() and removed by close().
+ */
+const byUpstream = new WeakMap<Upstream, Set<CacheInvalidator>>();
+
+/**
+ * Auth is being switched on through this proxy: every range cache on `up` stops serving now, and its
+ * invalidation watch is re-created, which etcd refuses once auth is on (and accepts again, turning the
+ * cache back on, if the AuthEnable failed). Called before AuthEnable is sent and once more when etcd has
+ * answered, before the answer goes back: a watch created while the call was out (auth not yet applied)
+ * is ended by the second call, so the cache cannot be left serving.
+ */
+export function authChanging(up: Upstream): void {
+  for (const inv of byUpstream.get(up) ?? []) inv.authChanging();
+}
+
 export class CacheInvalidator {
   readonly options: CacheInvalidatorOptions;
   /** Watches created so far (1 + restarts), for tests and logs. */
   established = 0;
   private readonly stopped = new AbortController();
   private probing = false;
+  /** The watch being created or live (watchOnce's), ended by authChanging. */
+  private current: AbortController | undefined;
 
   constructor(private readonly up: Upstream, private readonly sink: InvalidationSink, o: Partial<CacheInvalidatorOptions> = {}) {
     this.options = { ...DEFAULT_INVALIDATOR, ...o };
   }
 
   start(): void {
+    let set = byUpstream.get(this.up);
+    if (!set) byUpstream.set(this.up, (set = new Set()));
+    set.add(this);
     void this.loop();
   }
 
   close(): void {
+    byUpstream.get(this.up)?.delete(this);
     this.stopped.abort();
+  }
+
+  /** See authChanging(): off now, and the watch starts over (refused if auth is on). */
+  authChanging(): void {
+    this.sink.disable();
+    this.current?.abort();
   }
 
   private async loop(): Promise<void> {
@@ -82,6 +116,7 @@ export class CacheInvalidator {
   /** One watch, from create to its end. True if it was created (the cache was live for a while). */
   private async watchOnce(): Promise<boolean> {
     const abort = new AbortController();
+    this.current = abort;
     const onStop = () => abort.abort();
     this.stopped.signal.addEventListener("abort", onStop, { once: true });
     // One create request, then nothing: the stream stays open (not half-closed) for as long as we watch.
@@ -92,6 +127,8 @@ export class CacheInvalidator {
     let probe: ReturnType<typeof setInterval> | undefined;
     try {
       for await (const res of this.up.stream(caller, (c, o) => c.watch.watch(feed, o))) {
+        // Ended (authChanging, close) while this response was already on its way: it must not enable.
+        if (abort.signal.aborted) return live;
         if (!live) {
           // Refused (auth on and no credentials, or any other reason): stay off, try again later.
           if (!res.created || res.canceled) return false;
@@ -119,6 +156,7 @@ export class CacheInvalidator {
     } catch {
       return live;
     } finally {
+      if (this.current === abort) this.current = undefined;
       if (probe !== undefined) clearInterval(probe);
       this.stopped.signal.removeEventListener("abort", onStop);
       abort.abort();
