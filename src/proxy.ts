@@ -21,6 +21,8 @@ import { registerClientMetrics } from "./upstream/client/metrics.js";
 import { RegisteredProxies } from "./upstream/client/registered-proxies.js";
 import { Registration } from "./upstream/client/registration.js";
 import { Upstream, type Endpoint } from "./upstream/client/upstream.js";
+import { registerWatchCacheMetrics } from "./upstream/cache/metrics.js";
+import { WatchCache } from "./upstream/cache/watch-cache.js";
 import { CoalescedKv } from "./upstream/kv/coalesced-kv.js";
 import { registerKvMetrics } from "./upstream/kv/metrics.js";
 import { LeaseHub } from "./upstream/lease/lease-hub.js";
@@ -63,13 +65,20 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     // Below the cache and the hubs: they see clients' keys, etcd sees the prefixed ones.
     ...(o.namespace ? { namespace: new TextEncoder().encode(o.namespace) } : {}),
   });
-  const kv = new CoalescedKv(upstream);
+  // --watch-cache-prefix: below the range cache and the watch hub, which answer from it where they can.
+  const enc = new TextEncoder();
+  const watchCache = o.watchCache.prefixes.length > 0
+    ? new WatchCache(upstream, o.watchCache.prefixes.map((p) => enc.encode(p)), { maxEvents: o.watchCache.maxEvents, maxAgeMs: o.watchCache.maxAgeMs }, log)
+    : undefined;
+  watchCache?.start();
+  const kv = new CoalescedKv(upstream, watchCache ? { watchCache } : {});
   const leases = new LeaseHub(upstream);
-  const watches = new WatchHub(upstream);
+  const watches = new WatchHub(upstream, watchCache);
   registerClientMetrics(metrics, upstream);
   registerKvMetrics(metrics, kv);
   registerLeaseMetrics(metrics, leases);
   registerWatchMetrics(metrics, watches);
+  if (watchCache) registerWatchCacheMetrics(metrics, watchCache);
 
   const hostname = runtime.hostname();
   const registration = o.resolverPrefix
@@ -140,6 +149,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
       kv.close();
       leases.close();
       watches.close();
+      watchCache?.close();
       upstream.close();
     },
   };

@@ -17,7 +17,11 @@ export interface FlagSpec {
    * implements it lands; "ignored": accepted and has no effect here (said in the help text).
    */
   status?: "later" | "ignored";
+  /** Given again, it adds a value (values are then joined by "\n", REPEAT_SEPARATOR) instead of replacing one. */
+  repeatable?: boolean;
 }
+
+export const REPEAT_SEPARATOR = "\n";
 
 const MAX_INT32 = "2147483647";
 
@@ -65,6 +69,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "cors-allowed-origins", kind: "string", default: "", help: "comma separated origins (scheme://host[:port]) whose pages may call the proxy; * allows any; none by default" },
   { name: "ui", kind: "bool", default: "false", help: "serve a small key browser at /ui/ (lists keys under a prefix, updates live)" },
   { name: "discovery-srv-resolver", kind: "string", default: "", help: "DNS server(s) for --discovery-srv, comma separated host[:port]; the system's resolver by default" },
+  { name: "watch-cache-prefix", kind: "string", default: "", repeatable: true, help: "keep the keys under this prefix and their recent history in memory: watches from a recent revision and ranges (linearizable, or at a recent revision) are answered from it after a count-only check at etcd; repeat for more prefixes" },
+  { name: "watch-cache-history-max-events", kind: "int", default: "100000", help: "events kept per cached prefix for watches and reads at past revisions" },
+  { name: "watch-cache-history-max-age", kind: "duration", default: "5m", help: "how long an event stays in a cached prefix's history" },
 ];
 
 export type FlagValues = Record<string, string>;
@@ -100,7 +107,8 @@ export function parseFlags(args: readonly string[], specs: ReadonlyMap<string, F
       if (i + 1 >= args.length) throw new FlagError(`flag needs an argument: ${arg}`);
       value = args[++i]!;
     }
-    values[name] = checkValue(spec, value, arg);
+    const checked = checkValue(spec, value, arg);
+    values[name] = spec.repeatable && given.has(name) && checked !== "" ? `${values[name]}${REPEAT_SEPARATOR}${checked}` : checked;
     given.add(name);
   }
   return { values, given, rest: args.slice(i) };

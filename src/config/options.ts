@@ -5,7 +5,7 @@
  * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
  */
 import { isIP } from "node:net";
-import { FLAGS, FlagError, parseDuration, type FlagValues } from "./flags.js";
+import { FLAGS, FlagError, parseDuration, REPEAT_SEPARATOR, type FlagValues } from "./flags.js";
 
 export interface Endpoint {
   /** "http://host:port" or "https://host:port", as the upstream transport dials it. */
@@ -83,6 +83,8 @@ export interface ProxyOptions {
   grpcKeepAliveTimeoutMs: number;
   /** --namespace: the prefix of every key in etcd (clients never see it); empty: none. */
   namespace: string;
+  /** --watch-cache-*: prefixes kept in memory (none: no watch cache) and their history bounds. */
+  watchCache: { prefixes: string[]; maxEvents: number; maxAgeMs: number };
 }
 
 export interface MetricsListener {
@@ -149,6 +151,7 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     dialKeepAliveTimeoutMs: parseDuration(values["dial-keepalive-timeout"] || "20s") ?? 20_000,
     corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
     ui: values["ui"] === "true",
+    watchCache: watchCacheOptions(values),
     ...metricsListener(values["metrics-addr"]!, listenerTls),
     grpcKeepAliveIntervalMs: Math.max(0, parseDuration(values["grpc-keepalive-interval"] || "0") ?? 0),
     grpcKeepAliveTimeoutMs: Math.max(0, parseDuration(values["grpc-keepalive-timeout"] || "0") ?? 0),
@@ -277,4 +280,17 @@ export function parseOrigins(text: string): string[] {
     }
     return url.origin;
   });
+}
+
+/** --watch-cache-prefix (each non-empty, no two overlapping: one event would then live twice) and its bounds. */
+function watchCacheOptions(values: FlagValues): ProxyOptions["watchCache"] {
+  const prefixes = (values["watch-cache-prefix"] ?? "").split(REPEAT_SEPARATOR).filter((p) => p !== "");
+  for (const a of prefixes) {
+    for (const b of prefixes) if (a !== b && b.startsWith(a)) throw new FlagError(`--watch-cache-prefix ${JSON.stringify(b)} is inside --watch-cache-prefix ${JSON.stringify(a)}`);
+  }
+  return {
+    prefixes: [...new Set(prefixes)],
+    maxEvents: positiveInt(values["watch-cache-history-max-events"]!, "--watch-cache-history-max-events"),
+    maxAgeMs: parseDuration(values["watch-cache-history-max-age"] || "5m") ?? 300_000,
+  };
 }

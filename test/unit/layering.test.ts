@@ -11,7 +11,7 @@ import t from "tap";
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../../src");
 const MAX_LINES = 300;
 
-/** A file's layer: its folder under src/ (upstream/ split in its four parts), or the root file's name. */
+/** A file's layer: its folder under src/ (upstream/ split in its five parts), or the root file's name. */
 function layerOf(file: string): string {
   const parts = relative(SRC, file).split("/");
   if (parts.length === 1) return parts[0]!.replace(/\.ts$/, "");
@@ -19,7 +19,7 @@ function layerOf(file: string): string {
   return parts[0]!;
 }
 
-const UPSTREAM = ["upstream/client", "upstream/kv", "upstream/watch", "upstream/lease"];
+const UPSTREAM = ["upstream/client", "upstream/cache", "upstream/kv", "upstream/watch", "upstream/lease"];
 
 /** Layer → the layers it may import besides itself. */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -33,8 +33,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: ["services", "wire", "observe"],
   services: ["wire", "observe", ...UPSTREAM],
   "upstream/client": ["wire", "runtime", "observe"],
-  "upstream/kv": ["upstream/client", "wire", "runtime", "observe"],
-  "upstream/watch": ["upstream/client", "wire", "runtime", "observe"],
+  // The watch cache sits below the KV and watch paths that answer from it.
+  "upstream/cache": ["upstream/client", "wire", "runtime", "observe"],
+  "upstream/kv": ["upstream/client", "upstream/cache", "wire", "runtime", "observe"],
+  "upstream/watch": ["upstream/client", "upstream/cache", "wire", "runtime", "observe"],
   "upstream/lease": ["upstream/client", "wire", "runtime", "observe"],
   // The browser bundles (built by scripts/build-ui.js): the UI on the browser client, nothing server-side.
   ui: ["browser"],
@@ -45,7 +47,7 @@ const ALLOWED: Record<string, readonly string[]> = {
 const MAIN_FILES = [
   "config/options.ts", "runtime/runtime.ts", "wire/frame.ts", "observe/metrics.ts", "listener/route.ts",
   "listener/fast/unary.ts", "services/routes.ts", "http/app.ts", "http/gateway/paths.ts",
-  "upstream/client/upstream.ts", "upstream/kv/coalesced-kv.ts", "upstream/watch/watch-hub.ts", "upstream/lease/lease-hub.ts",
+  "upstream/client/upstream.ts", "upstream/cache/watch-cache.ts", "upstream/kv/coalesced-kv.ts", "upstream/watch/watch-hub.ts", "upstream/lease/lease-hub.ts",
 ];
 
 function sources(dir: string): string[] {

@@ -37,12 +37,15 @@ import { RangeCache, type RangeCacheLimits } from "./range-cache.js";
 import { SingleFlight, type SingleFlightOptions } from "./single-flight.js";
 import { callerIdentity, type CallerContext } from "../../wire/caller.js";
 import type { Upstream } from "../client/upstream.js";
+import type { WatchCache } from "../cache/watch-cache.js";
 
 export interface CoalescedKvOptions {
   cache: Partial<RangeCacheLimits>;
   flights: Partial<SingleFlightOptions>;
   /** false: no invalidation watch, so the cache stays off (single-flight still works). */
   invalidator: Partial<CacheInvalidatorOptions> | false;
+  /** --watch-cache-prefix: Range inside its prefixes is answered from it when it can (range cache hits first). */
+  watchCache: WatchCache;
 }
 
 /** Nested txns deeper than this invalidate the whole cache instead of being walked (bounded recursion). */
@@ -54,8 +57,10 @@ export class CoalescedKv implements InvalidationSink {
   readonly cache: RangeCache;
   readonly flights: SingleFlight<RangeResponse>;
   private readonly invalidator: CacheInvalidator | undefined;
+  private readonly watchCache: WatchCache | undefined;
 
   constructor(private readonly up: Upstream, o: Partial<CoalescedKvOptions> = {}) {
+    this.watchCache = o.watchCache;
     this.cache = new RangeCache(o.cache);
     this.flights = new SingleFlight({ schedule: afterThisIoTurn, ...o.flights });
     if (o.invalidator !== false) {
@@ -72,6 +77,11 @@ export class CoalescedKv implements InvalidationSink {
       const hit = this.cache.get(key);
       if (hit) return hit;
     }
+    return this.watchCache?.range(ctx, req, () => this.fromEtcd(ctx, req, key, cacheable)) ?? this.fromEtcd(ctx, req, key, cacheable);
+  }
+
+  /** Through single-flight; a revision-0 answer is stored in the range cache. */
+  private fromEtcd(ctx: CallerContext, req: RangeRequest, key: string, cacheable: boolean): Promise<RangeResponse> {
     const iv = intervalOf(req.key, req.rangeEnd);
     return this.flights.run(key, req.serializable ? "serializable" : "linearizable", iv, ctx.signal, async (signal) => {
       // Taken when the call is sent: if the cache is reset while it is out, its answer is not stored.

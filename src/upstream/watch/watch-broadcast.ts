@@ -5,7 +5,7 @@
  */
 import type { ResponseHeader, WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
 import type { WatchRanges } from "./watch-ranges.js";
-import type { Watcher } from "./watcher.js";
+import type { Watcher, WatcherFeed } from "./watcher.js";
 
 export type BroadcastState =
   /** Create sent; etcd's created not seen yet. */
@@ -15,7 +15,7 @@ export type BroadcastState =
   /** Canceled, refused, or its upstream stream broke. Never joined again (etcd's proxy did: #10650). */
   | "dead";
 
-export class WatchBroadcast {
+export class WatchBroadcast implements WatcherFeed {
   /** Owned by WatchRanges (join, merge, detach) and by this class (fan-out). */
   readonly receivers = new Set<Watcher>();
   state: BroadcastState = "pending";

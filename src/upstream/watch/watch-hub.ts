@@ -11,6 +11,7 @@ import { create } from "@bufbuild/protobuf";
 import { WatchRequestSchema, type ResponseHeader, type WatchCreateRequest, type WatchRequest, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
 import { PushQueue } from "../client/push-queue.js";
 import { callerIdentity, callerMetadata, type CallerContext } from "../../wire/caller.js";
+import type { WatchCache } from "../cache/watch-cache.js";
 import type { Upstream } from "../client/upstream.js";
 import { WatchRanges } from "./watch-ranges.js";
 import { WatchStream } from "./watch-stream.js";
@@ -37,7 +38,7 @@ export class WatchHub {
   /** The freshest header from any identity, for an answer before this identity heard from etcd. */
   lastHeader: ResponseHeader | undefined;
 
-  constructor(private readonly up: Upstream) {}
+  constructor(private readonly up: Upstream, readonly cache?: WatchCache) {}
 
   /** One client Watch RPC: its responses, for as long as the client stays (a half-close does not end it). */
   watch(caller: CallerContext, requests: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {

@@ -11,12 +11,16 @@
  * - death: a canceled, refused or broken broadcast is removed at once; its watchers re-attach from their
  *   own nextRev (no second created), or get etcd's compaction cancel when their revision is gone.
  *
- * Joining skips etcd's own checks at create time; watch-access asks them first.
+ * Joining skips etcd's own checks at create time; watch-access asks them first. Inside a prefix of the
+ * watch cache, watchers are fed from memory instead (cache-feed.ts).
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { ResponseHeaderSchema, type ResponseHeader, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
-import { keyString } from "../client/key-ranges.js";
+import type { PrefixCache } from "../cache/prefix-cache.js";
+import type { WatchCache } from "../cache/watch-cache.js";
+import { intervalOf, keyString } from "../client/key-ranges.js";
+import { CacheFeeds, createdHeader } from "./cache-feed.js";
 import type { Upstream } from "../client/upstream.js";
 import { WatchAccess } from "./watch-access.js";
 import { WatchBroadcast } from "./watch-broadcast.js";
@@ -27,9 +31,12 @@ import type { Watcher } from "./watcher.js";
 export interface WatchHubCounters {
   eventsCoalesced: number;
   lastHeader: ResponseHeader | undefined;
+  /** --watch-cache-prefix: watchers inside its prefixes are fed from it (cache-feed.ts). */
+  readonly cache?: WatchCache | undefined;
 }
 
 export class WatchRanges implements UpstreamWatchOwner {
+  readonly feeds = new CacheFeeds((orphans) => this.lost([], orphans)); // fed by the watch cache, not etcd
   readonly upstream: UpstreamWatchStream;
   /** Broadcasts by group (key + range_end). Owned here; broadcasts only read their own entry. */
   readonly groups = new Map<string, Set<WatchBroadcast>>();
@@ -57,6 +64,8 @@ export class WatchRanges implements UpstreamWatchOwner {
 
   /** A new watcher from a client's create request; its created (or refusal) follows. */
   async attachNew(w: Watcher): Promise<void> {
+    const cache = this.cacheFor(w);
+    if (cache) return this.attachToCache(w, cache);
     if (w.exclusive || !this.liveFor(w, 0n)) return this.pendingOrOpen(w);
     const check = await this.access.check(w.spec, w.spec.startRevision > 0n ? w.spec.startRevision : 0n);
     if (w.stream.closed) return;
@@ -88,6 +97,8 @@ export class WatchRanges implements UpstreamWatchOwner {
       this.attachNew(w).catch((err: unknown) => w.stream.fail(ConnectError.from(err)));
       return;
     }
+    const cache = this.cacheFor(w);
+    if (cache && (w.nextRev ?? 0n) > cache.history.floor) return this.feeds.feed(w, cache);
     const pending = w.exclusive ? undefined : this.pendingFor(w);
     if (pending) pending.add(w);
     else this.open(w);
@@ -124,8 +135,7 @@ export class WatchRanges implements UpstreamWatchOwner {
     this.maybeIdle();
   }
 
-  lost(broadcasts: WatchBroadcast[]): void {
-    const orphans: Watcher[] = [];
+  lost(broadcasts: WatchBroadcast[], orphans: Watcher[] = []): void {
     for (const b of broadcasts) {
       this.drop(b);
       for (const w of b.takeAll()) orphans.push(w);
@@ -182,6 +192,24 @@ export class WatchRanges implements UpstreamWatchOwner {
       if (!best || (b.caughtUp && !best.caughtUp) || (b.caughtUp === best.caughtUp && b.complete > best.complete)) best = b;
     }
     return best;
+  }
+
+  /** The watch cache's prefix holding this watcher's range, when the cache is live. */
+  private cacheFor(w: Watcher): PrefixCache | undefined {
+    const cache = w.exclusive ? undefined : this.hub.cache?.covering(intervalOf(w.spec.key, w.spec.rangeEnd));
+    return cache?.ready ? cache : undefined;
+  }
+
+  /** Inside a cached prefix: etcd's create checks, then fed from memory if its start is in the history (else etcd's). */
+  private async attachToCache(w: Watcher, cache: PrefixCache): Promise<void> {
+    const start = w.spec.startRevision;
+    const check = await this.access.check(w.spec, start > 0n ? start : 0n);
+    if (w.stream.closed) return;
+    if (check.kind === "refused") return w.stream.refuse(w, this.header(), check.reason);
+    if (check.kind === "compacted" || !cache.ready || (start > 0n && start <= cache.history.floor)) return this.open(w);
+    w.stream.created(w, createdHeader(w, cache, check.header));
+    this.hub.cache!.served.watch++;
+    this.feeds.feed(w, cache);
   }
 
   /** A broadcast whose created is still to come and that will deliver everything this watcher needs. */

@@ -14,7 +14,6 @@ import {
 } from "../../../gen/etcdserverpb/rpc_pb.js";
 import { Event_EventType, type Event } from "../../../gen/mvccpb/kv_pb.js";
 import { keyString } from "../client/key-ranges.js";
-import type { WatchBroadcast } from "./watch-broadcast.js";
 import { eventAsAsked, sharedEvents } from "../../wire/watch-encoding.js";
 import type { WatchStream } from "./watch-stream.js";
 
@@ -60,6 +59,14 @@ export function isEmptyRange(s: WatcherSpec): boolean {
   return s.rangeEnd.length > 0 && !fromKey && keyString(s.key) >= keyString(s.rangeEnd);
 }
 
+/** A source of responses for watchers: watch-broadcast.ts (an upstream watch) or cache-feed.ts. */
+export interface WatcherFeed {
+  /** Takes the watcher off (it was parked, canceled or its stream ended). */
+  remove(w: Watcher): void;
+  /** The revision up to which every event has reached the watchers, when it is not etcd's stream order that says so. */
+  deliveredUpTo?(): bigint;
+}
+
 export class Watcher {
   /** The watch_id the client knows it by; -1 until `created` was sent. */
   id = -1n;
@@ -70,8 +77,8 @@ export class Watcher {
   createdSent = false;
   /** Set once etcd's answer would have ended it (compaction, refused re-watch); it keeps its id until canceled. */
   ended = false;
-  /** The broadcast feeding it; undefined while parked, re-attaching or ended. Owned by WatchRanges. */
-  broadcast: WatchBroadcast | undefined;
+  /** What feeds it (a shared upstream watch or the watch cache); undefined while parked, re-attaching or ended. Owned by WatchRanges. */
+  broadcast: WatcherFeed | undefined;
   /** Resolves when its created (or the refusal) is queued for the client. */
   readonly settled: Promise<void>;
   settle!: () => void;

@@ -1,0 +1,268 @@
+/**
+ * One cached prefix: its current keys and its recent history, kept equal to etcd's by one upstream watch.
+ *
+ * Start: a snapshot (a Range of the prefix at revision R, in pages pinned to R), then a watch from R+1 with
+ * prev_kv and progress_notify on a stream of its own. `rev`: every change of the prefix up to it is in
+ * the store and the history, and nothing after it. It moves with events and with progress notifications
+ * that etcd orders with them.
+ *
+ * After a break (etcd restarted, connection lost, a member taken away) the cache is off at once, its
+ * watchers are handed back (`lost`), and the watch is made again from rev+1: etcd replays what was
+ * missed, so nothing is read again. If etcd compacted past rev meanwhile, a new snapshot starts over.
+ * While off, everything goes to etcd: nothing stale is served.
+ *
+ * Progress requests: etcd 3.4.31+ and 3.5.13+ answer one only when every watch of the stream is synced,
+ * after their events (etcd #15220, #17557). Older ones may answer before events they have already
+ * committed, so there the cache never moves `rev` on such an answer and a consistent read waits only for
+ * events it will get anyway (consistent-read.ts).
+ */
+import { create } from "@bufbuild/protobuf";
+import { ResponseHeaderSchema, WatchRequestSchema, type ResponseHeader, type WatchRequest, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
+import { Event_EventType, type Event, type KeyValue } from "../../../gen/mvccpb/kv_pb.js";
+import type { Logger } from "../../observe/log.js";
+import type { CallerContext } from "../../wire/caller.js";
+import { EtcdMessages } from "../../wire/errors.js";
+import { intervalOf, keyString, type KeyInterval } from "../client/key-ranges.js";
+import { pause } from "../client/pause.js";
+import { PushQueue } from "../client/push-queue.js";
+import type { Upstream } from "../client/upstream.js";
+import { History, type HistoryLimits } from "./history.js";
+import { KeyStore } from "./key-store.js";
+
+/** Keys per snapshot page: a page is a few MiB for usual values, far from any message limit. */
+const SNAPSHOT_PAGE = 5_000n;
+/** Retry after a failed start or a break: 250 ms doubling to 10 s, reset once the watch is live. */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 10_000;
+/** Our watch's id on its stream (a stream of its own: a progress answer then speaks of it alone). */
+const WATCH_ID = 1n;
+
+export interface CacheListener {
+  /** One upstream response's events, all inside the prefix, already applied; `rev` is the cache's new revision. */
+  events(r: WatchResponse, rev: bigint): void;
+  /** etcd's progress notification for the cache's watch: nothing changed up to `rev`. */
+  progress(r: WatchResponse, rev: bigint): void;
+  /** The cache is no longer exact (it broke or starts over): the listener is dropped and must move. */
+  lost(): void;
+}
+
+export class PrefixCache {
+  readonly iv: KeyInterval;
+  readonly store = new KeyStore();
+  history: History;
+  ready = false;
+  rev = 0n;
+  /** The newest header etcd sent on the cache's watch (cluster, member, raft term). */
+  header: ResponseHeader | undefined;
+  /** See the file comment: whether a progress answer may move `rev`. */
+  progressSafe = false;
+  readonly listeners = new Set<CacheListener>();
+  snapshots = 0;
+  reconnects = 0;
+  private requests: PushQueue<WatchRequest> | undefined;
+  private progressAsked = false;
+  private waiters: { rev: bigint; resolve: (ok: boolean) => void }[] = [];
+  private readonly stopped = new AbortController();
+
+  constructor(private readonly up: Upstream, readonly key: Uint8Array, readonly rangeEnd: Uint8Array, private readonly limits: HistoryLimits & { maxStoreBytes: number }, private readonly log: Logger | undefined) {
+    this.iv = intervalOf(key, rangeEnd) ?? { start: keyString(key), end: keyString(key) };
+    this.history = new History(limits, 0n);
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  close(): void {
+    this.stopped.abort();
+    this.requests?.close();
+    this.goOff();
+  }
+
+  /** etcd's header (cluster, member, raft term: `from`, else the cache watch's newest) at revision `rev`. */
+  headerAt(rev: bigint, from: ResponseHeader | undefined = this.header): ResponseHeader {
+    return create(ResponseHeaderSchema, { clusterId: from?.clusterId ?? 0n, memberId: from?.memberId ?? 0n, raftTerm: from?.raftTerm ?? 0n, revision: rev });
+  }
+
+  covers(iv: KeyInterval): boolean {
+    return iv.start >= this.iv.start && (this.iv.end === undefined || (iv.end !== undefined && iv.end <= this.iv.end));
+  }
+
+  /** The keys of `iv` at revision `at` (>= history.floor, <= rev), in key order; undefined if out of reach. */
+  view(at: bigint, iv: KeyInterval): KeyValue[] | undefined {
+    if (!this.ready || at < this.history.floor || at > this.rev) return undefined;
+    const now = this.store.scan(iv);
+    if (at === this.rev) return now;
+    const before = this.history.undo(at, iv);
+    if (before.size === 0) return now;
+    const merged = new Map<string, KeyValue>();
+    for (const kv of now) merged.set(keyString(kv.key), kv);
+    for (const [k, kv] of before) {
+      if (kv) merged.set(k, kv);
+      else merged.delete(k);
+    }
+    return [...merged.keys()].sort().map((k) => merged.get(k)!);
+  }
+
+  /**
+   * Resolves true once `rev` >= `target`, false after `ms` or when the cache goes off. Where progress
+   * answers are safe, one is asked so a quiet prefix catches up at once.
+   */
+  waitFor(target: bigint, ms: number): Promise<boolean> {
+    if (this.ready && this.rev >= target) return Promise.resolve(true);
+    if (!this.ready || ms <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = { rev: target, resolve: (ok: boolean) => { clearTimeout(timer); resolve(ok); } };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, ms);
+      this.waiters.push(waiter);
+      this.askProgress();
+    });
+  }
+
+  private askProgress(): void {
+    if (!this.progressSafe || this.progressAsked || !this.requests) return;
+    this.progressAsked = this.requests.push(create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: {} } }));
+  }
+
+  private async run(): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    let needSnapshot = true;
+    while (!this.stopped.signal.aborted) {
+      try {
+        if (needSnapshot) await this.snapshot();
+        needSnapshot = false;
+        const outcome = await this.watch();
+        if (outcome === "compacted") needSnapshot = true;
+        if (outcome !== "failed") delay = RETRY_MIN_MS;
+      } catch (err) {
+        if (!this.stopped.signal.aborted) this.log?.warn({ prefix: this.iv.start, err: String(err) }, "watch cache: sync failed; serving from etcd until it is back");
+      }
+      this.goOff();
+      await pause(delay, this.stopped.signal);
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+      this.reconnects++;
+    }
+  }
+
+  private async snapshot(): Promise<void> {
+    const status = await this.up.unary(undefined, (c, o) => c.maintenance.status({}, o), { readOnly: true });
+    this.progressSafe = progressAnswersOrdered(status.version);
+    this.store.clear();
+    let from = this.key;
+    let at = 0n;
+    for (;;) {
+      const page = await this.up.unary(undefined, (c, o) => c.kv.range({ key: from, rangeEnd: this.rangeEnd, limit: SNAPSHOT_PAGE, revision: at }, o), { readOnly: true });
+      if (at === 0n) {
+        at = page.header?.revision ?? 0n;
+        this.header = page.header;
+      }
+      for (const kv of page.kvs) this.store.set(keyString(kv.key), kv);
+      if (this.store.bytes > this.limits.maxStoreBytes) throw new Error(`the prefix holds more than ${this.limits.maxStoreBytes} bytes (--watch-cache bound)`);
+      if (!page.more || page.kvs.length === 0) break;
+      from = new Uint8Array([...page.kvs[page.kvs.length - 1]!.key, 0]);
+    }
+    this.rev = at;
+    this.history = new History(this.limits, at);
+    this.snapshots++;
+  }
+
+  /** One upstream watch from rev+1, until it ends: "compacted" (rev is gone), "ended" or "failed". */
+  private async watch(): Promise<"compacted" | "ended" | "failed"> {
+    const requests = new PushQueue<WatchRequest>(64);
+    this.requests = requests;
+    requests.push(create(WatchRequestSchema, {
+      requestUnion: { case: "createRequest", value: { key: this.key, rangeEnd: this.rangeEnd, startRevision: this.rev + 1n, prevKv: true, progressNotify: true, watchId: WATCH_ID } },
+    }));
+    const abort = new AbortController();
+    const onStop = () => abort.abort();
+    this.stopped.signal.addEventListener("abort", onStop, { once: true });
+    const caller: CallerContext = { requestHeader: new Headers(), signal: abort.signal, timeoutMs: () => undefined };
+    try {
+      for await (const r of this.up.stream(caller, (c, o) => c.watch.watch(requests, o))) {
+        if (r.header) this.header = r.header;
+        if (r.created) {
+          if (r.canceled) return r.cancelReason.includes(EtcdMessages.compacted) ? "compacted" : "failed";
+          this.ready = true;
+          continue;
+        }
+        if (r.canceled) return r.compactRevision > 0n ? "compacted" : "ended";
+        if (r.events.length > 0) this.apply(r);
+        else this.progress(r);
+      }
+      return "ended";
+    } catch (err) {
+      if (!this.stopped.signal.aborted) this.log?.warn({ prefix: this.iv.start, err: String(err) }, "watch cache: upstream watch broke; catching up from its revision");
+      return "failed";
+    } finally {
+      this.stopped.signal.removeEventListener("abort", onStop);
+      abort.abort();
+      requests.close();
+      if (this.requests === requests) this.requests = undefined;
+      this.progressAsked = false;
+    }
+  }
+
+  private apply(r: WatchResponse): void {
+    const now = Date.now();
+    let batch: Event[] = [];
+    let batchRev = -1n;
+    for (const e of r.events) {
+      const kv = e.kv!;
+      if (kv.modRevision !== batchRev && batch.length > 0) {
+        this.history.append(batchRev, batch, now);
+        batch = [];
+      }
+      batchRev = kv.modRevision;
+      batch.push(e);
+      if (e.type === Event_EventType.DELETE) this.store.delete(keyString(kv.key));
+      else this.store.set(keyString(kv.key), kv);
+    }
+    if (batch.length > 0) this.history.append(batchRev, batch, now);
+    this.rev = batchRev;
+    this.settleWaiters();
+    for (const l of this.listeners) l.events(r, this.rev);
+  }
+
+  private progress(r: WatchResponse): void {
+    const rev = r.header?.revision ?? 0n;
+    const answer = r.watchId === -1n;
+    if (answer) this.progressAsked = false;
+    // Our watch's own notification is ordered with its events on every version; an answer to a progress
+    // request only where etcd orders it (file comment).
+    if ((!answer || this.progressSafe) && rev > this.rev) this.rev = rev;
+    this.history.trim(Date.now());
+    this.settleWaiters();
+    if (this.waiters.length > 0) this.askProgress();
+    if (!answer) for (const l of this.listeners) l.progress(r, this.rev);
+  }
+
+  private settleWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const due = this.waiters.filter((w) => w.rev <= this.rev);
+    if (due.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.rev > this.rev);
+    for (const w of due) w.resolve(true);
+  }
+
+  private goOff(): void {
+    this.ready = false;
+    for (const w of this.waiters.splice(0)) w.resolve(false);
+    const listeners = [...this.listeners];
+    this.listeners.clear();
+    for (const l of listeners) l.lost();
+  }
+}
+
+/** etcd 3.4.31+, 3.5.13+ and 3.6+ send a requested progress notification in order with events. */
+export function progressAnswersOrdered(version: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (major !== 3) return major > 3;
+  if (minor === 4) return patch >= 31;
+  if (minor === 5) return patch >= 13;
+  return minor > 5;
+}
