@@ -87,5 +87,18 @@ const KEYS = 2_000;
       t.ok(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "linearizable" }) >= 3, "linearizable lists served from the cache");
       t.ok(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "revision" }) >= 3, "past-revision lists served from the cache");
     });
+
+    await t.test("after a write outside the prefix: served after one progress answer where etcd orders them (3.5), else by etcd", async (t) => {
+      await direct.put({ key: enc("/elsewhere/last"), value: enc("x") });
+      const version = (await (await fetch(`${etcd.url}/version`)).json() as { etcdserver: string }).etcdserver;
+      const ordered = !version.startsWith("3.4.");
+      const before = await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "linearizable" });
+      const behind = await metric(edge.url, "etcd_edge_watch_cache_fallbacks_total", { reason: "behind" });
+      const ask = { key: enc(PREFIX), rangeEnd: enc("/wc0") };
+      const got = toBinary(RangeResponseSchema, await clientFor(KV, "grpc", edge.url).range(ask));
+      t.equal(Buffer.from(got).toString("hex"), Buffer.from(toBinary(RangeResponseSchema, await direct.range(ask))).toString("hex"), "etcd's answer either way");
+      if (ordered) t.equal(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "linearizable" }), before + 1, `etcd ${version}: from the cache`);
+      else t.equal(await metric(edge.url, "etcd_edge_watch_cache_fallbacks_total", { reason: "behind" }), behind + 1, `etcd ${version}: from etcd (its progress answers are not ordered)`);
+    });
   }
 }

@@ -20,6 +20,8 @@ const FILES = [
   "test/e2e/drop-in.test.ts",
   "test/protocols/kv-watch.test.ts",
   "test/e2e/etcdctl-kv.test.ts",
+  "test/cache/watch-cache.test.ts",
+  "test/cache/range-differential.test.ts",
 ];
 
 /** The folder of etcd 3.5's binaries: $ETCD35_DIR (.ci/run sets it), else the fetch script's cache. */

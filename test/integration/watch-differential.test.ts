@@ -16,6 +16,7 @@ import { KV, Watch, WatchCreateRequest_FilterType, type RequestOp, type WatchRes
 import { dec, enc } from "../helpers/clients.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { sleep, waitFor } from "../helpers/ports.js";
+import { metric } from "../helpers/prom.js";
 import { startEdge } from "../helpers/proxy.js";
 import { WatchSession, type CreateInit } from "../helpers/watch-session.js";
 
@@ -24,7 +25,10 @@ const RUNS = Number(process.env["WATCH_DIFF_RUNS"] ?? 3);
 const PROXY_CONNECTIONS = 3;
 
 const etcd = await startEtcd(t);
-const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
+// WATCH_DIFF_CACHE=1 (test/cache/watch-differential-cached.test.ts): the same runs with every run's keys
+// inside a prefix of the watch cache, so watchers are fed from its history (from-key ones still from etcd).
+const CACHED = process.env["WATCH_DIFF_CACHE"] === "1";
+const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`, ...(CACHED ? ["--watch-cache-prefix=run"] : [])]);
 const kv = createClient(KV, createGrpcTransport({ baseUrl: etcd.url }));
 
 const KEYS = ["a", "b", "c", "a/x", "a/y", "b/z"];
@@ -205,6 +209,13 @@ for (const [run, [name, rounds]] of cases.entries()) {
     }
     const events = tracked.reduce((m, w) => m + transcript(w.direct).length - 1, 0);
     t.equal(mismatches().length, 0, `${tracked.length} watchers (${tracked.reduce((m, w) => m + w.proxied.length, 0)} through the proxy) saw exactly what etcd sent (${events} events and cancels)`);
+  });
+}
+
+if (CACHED) {
+  t.test("the watch cache fed watchers itself", async (t) => {
+    const served = await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "watch" });
+    t.ok(served > 0, `${served} watchers fed from the cache`);
   });
 }
 
