@@ -137,7 +137,8 @@ async function scenario(t: Test, name: string, setup: Setup): Promise<void> {
   const began = performance.now();
   // The workload runs SECONDS, and at least 2 s past the end of the last fault (to see the recovery).
   let end = began + SECONDS * 1000;
-  const running = clients.map((c, i) => runClient(c, keys, seed + i + 1, () => end, rec));
+  let faulting = true;
+  const running = clients.map((c, i) => runClient(c, keys, seed + i + 1, () => (faulting ? Infinity : end), rec));
 
   // Faults: the first after 2 s, then one every 2-6 s while there is time for it to heal.
   const faults: Fault[] = [];
@@ -147,6 +148,7 @@ async function scenario(t: Test, name: string, setup: Setup): Promise<void> {
     end = Math.max(end, performance.now() + 2000);
     await sleep(2000 + random() * 4000);
   }
+  faulting = false;
   await Promise.all(running);
   const workloadMs = performance.now() - began;
 
