@@ -6,12 +6,12 @@
  * directly to etcd. Each answer must be etcd's byte for byte, or the same error. Seeded (RANGE_DIFF_SEED,
  * RANGE_DIFF_RUNS); at the end the cache must have answered reads of every kind itself.
  */
-import { toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import fc from "fast-check";
 import t from "tap";
-import { KV, Lease, RangeRequest_SortOrder, RangeRequest_SortTarget, RangeResponseSchema, type RangeRequest, type RequestOp } from "../../gen/etcdserverpb/rpc_pb.js";
+import { KV, Lease, RangeRequest_SortOrder, RangeRequest_SortTarget, RangeRequestSchema, RangeResponseSchema, type RequestOp } from "../../gen/etcdserverpb/rpc_pb.js";
 import { clientFor, enc } from "../helpers/clients.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { waitFor } from "../helpers/ports.js";
@@ -107,11 +107,11 @@ for (const [run, writes] of runs.entries()) {
     for (const r of reads.slice(run * READS_PER_RUN, (run + 1) * READS_PER_RUN)) {
       // A revision as a percentage of etcd's head (-1: 0, none); past 100: a future revision.
       const at = (pct: number) => (pct < 0 ? 0n : 1n + BigInt(Math.floor((pct / 100) * Number(head))));
-      const req: Partial<RangeRequest> = {
+      const req = create(RangeRequestSchema, {
         key: enc(r.range[0]), rangeEnd: enc(r.range[1]), revision: at(r.revision), serializable: r.serializable,
         limit: BigInt(r.limit), sortOrder: r.sortOrder, sortTarget: r.sortTarget, keysOnly: r.keysOnly, countOnly: r.countOnly,
         minModRevision: at(r.minMod), maxModRevision: at(r.maxMod), minCreateRevision: at(r.minCreate), maxCreateRevision: at(r.maxCreate),
-      };
+      });
       const [mine, etcds] = [await outcome(viaEdge.range(req)), await outcome(direct.range(req))];
       if (JSON.stringify(mine) === JSON.stringify(etcds)) same++;
       else t.same(mine, etcds, `Range ${JSON.stringify(req, (_, v) => (typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? Buffer.from(v).toString() : v))}`);

@@ -5,4 +5,4 @@
  * At the end, the cache must have fed watchers itself (not only handed them to etcd).
  */
 process.env["WATCH_DIFF_CACHE"] = "1";
-await import("../integration/watch-differential.test.ts");
+await import("../integration/watch-differential.test.js");

@@ -17,7 +17,8 @@ export interface Forwarder {
 
 interface Tap { teardown(fn: () => unknown): void }
 
-export async function startForwarder(t: Tap | undefined, to: { host: string; port: number }): Promise<Forwarder> {
+/** `port`: listen there (a forwarder closed earlier comes back on its old port), else on a free one. */
+export async function startForwarder(t: Tap | undefined, to: { host: string; port: number }, port = 0): Promise<Forwarder> {
   const sockets = new Set<Socket>();
   const fwd: Forwarder = { addr: "", port: 0, accepted: 0, delayMs: 0, close };
   const server = createServer((client) => {
@@ -35,7 +36,7 @@ export async function startForwarder(t: Tap | undefined, to: { host: string; por
     });
     upstream.on("end", () => setTimeout(() => client.end(), fwd.delayMs));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   fwd.port = (server.address() as { port: number }).port;
   fwd.addr = `127.0.0.1:${fwd.port}`;
   let closed = false;

@@ -133,6 +133,7 @@ export class PrefixCache {
     while (!this.stopped.signal.aborted) {
       try {
         if (needSnapshot) await this.snapshot();
+        else if (await this.compactedPast()) await this.snapshot();
         needSnapshot = false;
         const outcome = await this.watch();
         if (outcome === "compacted") needSnapshot = true;
@@ -167,6 +168,22 @@ export class PrefixCache {
     this.rev = at;
     this.history = new History(this.limits, at);
     this.snapshots++;
+  }
+
+  /**
+   * Whether etcd compacted past rev+1 while the cache was away. Asked before watching again, because etcd
+   * answers such a watch with created first and the compaction cancel only later: the cache would look
+   * live in between.
+   */
+  private async compactedPast(): Promise<boolean> {
+    try {
+      await this.up.unary(undefined, (c, o) => c.kv.range({ key: this.key, rangeEnd: this.rangeEnd, revision: this.rev + 1n, serializable: true, countOnly: true }, o), { readOnly: true });
+      return false;
+    } catch (err) {
+      if (String(err).includes(EtcdMessages.compacted)) return true;
+      if (String(err).includes(EtcdMessages.futureRev)) return false;
+      throw err;
+    }
   }
 
   /** One upstream watch from rev+1, until it ends: "compacted" (rev is gone), "ended" or "failed". */
