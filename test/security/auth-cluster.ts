@@ -29,10 +29,14 @@ export interface AuthCluster {
   tokens: Record<User | "root", string>;
 }
 
-/** `etcdArgs`: e.g. a short --auth-token-ttl. bcrypt cost 4 (etcd's minimum) keeps Authenticate cheap. */
+/**
+ * `etcdArgs`: e.g. a short --auth-token-ttl. bcrypt cost 4 (etcd's minimum) keeps Authenticate cheap.
+ * SECURITY_EDGE_ARGS (space-separated) adds proxy flags, e.g. "--watch-cache-prefix=/a/ --watch-cache-prefix=/b/".
+ */
 export async function authCluster(t: Test, etcdArgs: string[] = []): Promise<AuthCluster> {
   const etcd = await startEtcd(t, { extraArgs: ["--bcrypt-cost=4", ...etcdArgs] });
-  const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
+  const extra = (process.env["SECURITY_EDGE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+  const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`, ...extra]);
   const auth = clientFor(Auth, "grpc", etcd.url);
   const kv = clientFor(KV, "grpc", etcd.url);
   await kv.put({ key: enc("/a/x"), value: enc("a0") });
