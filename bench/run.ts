@@ -62,6 +62,9 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // `npm run bench -- soak` / `-- fuzz`: the long forms of test/soak and test/fuzz (soak.ts, fuzz.ts).
+  if (args[0] === "soak") return (await import("./soak.js")).main(args.slice(1));
+  if (args[0] === "fuzz") return (await import("./fuzz.js")).main(args.slice(1));
   const fromJson = args.find((a) => a.startsWith("--from-json="))?.slice("--from-json=".length);
   if (fromJson) return rebuildReport(fromJson, args.filter((a) => !a.startsWith("--from-json=")));
   const p: Profile = parseArgs(args);
