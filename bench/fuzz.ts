@@ -14,7 +14,7 @@ export async function main(args: string[]): Promise<number> {
   const seed = args.find((a) => a.startsWith("--seed="))?.slice("--seed=".length);
   let failed = 0;
   for (const file of FILES) {
-    const code = await runTestFile(file, { FUZZ_RUNS: String(runs), ...(seed ? { FUZZ_SEED: seed } : {}) }, (line) => /^\s*(not )?ok \d/.test(line) && /inputs|answers|seed|failed/.test(line));
+    const code = await runTestFile(file, { FUZZ_RUNS: String(runs), ...(seed ? { FUZZ_SEED: seed } : {}) }, (line) => /^\s*# Subtest:/.test(line) || /^\s*(not )?ok \d+ - (\d+ (inputs|answers), seed|failed)/.test(line));
     if (code !== 0) failed++;
   }
   return failed === 0 ? 0 : 1;
