@@ -22,6 +22,8 @@ export interface Profile {
   /** HTTP/1.1 has one request per socket at a time: concurrency = sockets. */
   gateway: { sockets: number };
   watch: { small: number; large: number; connections: number; puts: number; deliveryTimeoutMs: number; setupTimeoutMs: number };
+  /** watch-history: this many watchers, each from a different one of the last `watchers` revisions. */
+  history: { watchers: number };
   lease: { streams: number; connections: number; rounds: number; spreadMs: number; gapMs: number; timeoutMs: number; ttlSeconds: number; setupTimeoutMs: number };
   oneshot: { connections: number; concurrency: number; timeoutMs: number; ttlSeconds: number };
   /** Where results.md/.json and chart.svg go. */
@@ -48,6 +50,7 @@ export function fullProfile(): Profile {
     gateway: { sockets: 50 },
     // The watcher counts of the RSS-per-watcher goal: 2,000 and 10,000 (the row ids watch-1k/watch-10k stay, CI knows them).
     watch: { small: 2000, large: 10_000, connections: 100, puts: 100, deliveryTimeoutMs: 5000, setupTimeoutMs: 60_000 },
+    history: { watchers: 1000 },
     // TTL 30 s: etcd's proxy answers a second keep-alive only after TTL/3 = 10 s, past the 5 s timeout;
     // that is its behaviour, and the timeouts column shows it.
     // 1,000 streams: the keep-alive p99 goal's count.
@@ -68,6 +71,7 @@ export function quickProfile(): Profile {
     etcdBenchmark: { warmupTotal: 500, minTotal: 500 },
     gateway: { sockets: 4 },
     watch: { small: 20, large: 100, connections: 10, puts: 10, deliveryTimeoutMs: 2000, setupTimeoutMs: 20_000 },
+    history: { watchers: 50 },
     lease: { streams: 50, connections: 10, rounds: 2, spreadMs: 200, gapMs: 200, timeoutMs: 2000, ttlSeconds: 30, setupTimeoutMs: 20_000 },
     oneshot: { connections: 2, concurrency: 8, timeoutMs: 2000, ttlSeconds: 30 },
     outDir: resolve(BENCH_DIR, "out", "quick"),

@@ -39,7 +39,7 @@ export interface TargetSpec {
 const RUN = { run: true } as const;
 const na = (naReason: string): Support => ({ run: false, naReason });
 const GRPC_ONLY = [
-  "range-serializable", "range-linearizable", "range-linearizable-many", "put", "txn-cas", "txn-put", "proto-grpc",
+  "range-serializable", "range-linearizable", "range-linearizable-many", "list-linearizable", "put", "txn-cas", "txn-put", "proto-grpc", "watch-history",
   "watch-1k", "watch-10k", "lease-keepalive", "lease-oneshot",
 ];
 const isWebOrConnect = (w: string) => w.startsWith("proto-") && w !== "proto-grpc";
@@ -96,11 +96,14 @@ const RUNTIMES: Runtime[] = [
   { id: "bun", name: "Bun", argv: ["bun"] },
 ];
 
+/** The prefixes of the list and watch-history rows, which etcd-edge keeps in its watch cache. */
+const WATCH_CACHE_FLAGS = ["--watch-cache-prefix=bench/list/", "--watch-cache-prefix=bench/hist/"];
+
 /** etcd-edge under a runtime: the compiled bin (dist/), as users run it. */
 function edge(r: Runtime): TargetSpec {
   return {
     id: r.id === "node" ? "edge-node" : `edge-${r.id}`, label: `etcd-edge (${r.name})`, role: "proxy", runtime: r.id,
-    ...(r.argv ? { command: (c: TargetContext) => [...r.argv!, `${c.root}/bin/etcd-edge.js`, "start", `--endpoints=${c.etcdEndpoint}`, `--listen-addr=${c.listen}`] } : {}),
+    ...(r.argv ? { command: (c: TargetContext) => [...r.argv!, `${c.root}/bin/etcd-edge.js`, "start", `--endpoints=${c.etcdEndpoint}`, `--listen-addr=${c.listen}`, ...WATCH_CACHE_FLAGS] } : {}),
     supports: () => (r.argv ? RUN : na(r.missing!)),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { Profile } from "./profile.js";
 import { BASELINE } from "./targets.js";
-import { HOT_KEY, MANY_KEYS } from "./load/messages.js";
+import { HOT_KEY, LIST_END, LIST_KEYS, LIST_PREFIX, MANY_KEYS } from "./load/messages.js";
 import type { ConnectProtocol, LoopShape, RawRequestKind, Task } from "./load/protocol.js";
 
 export type WorkloadKind = "loop" | "watch" | "lease" | "memory";
@@ -70,6 +70,7 @@ const fmt = (n: number) => n.toLocaleString("en-US");
 export const WORKLOADS: WorkloadSpec[] = [
   bench("range-serializable", "Range of a hot key, serializable", ["range", HOT_KEY, "--consistency=s"]),
   bench("range-linearizable", "Range of a hot key, linearizable", ["range", HOT_KEY, "--consistency=l"]),
+  bench("list-linearizable", `Range of all ${fmt(LIST_KEYS)} keys under a prefix, linearizable (etcd-edge: --watch-cache-prefix)`, ["range", LIST_PREFIX, LIST_END, "--consistency=l"]),
   raw("range-linearizable-many", `Range, linearizable, of one of ${fmt(MANY_KEYS)} keys picked at random per call (our generator: etcd's benchmark reads one fixed key)`, "range-linearizable-many"),
   bench("put", "Put, 32-byte values over 1,024 keys", ["put", "--key-size=8", "--val-size=32", "--key-space-size=1024"]),
   raw("txn-cas", "Txn compare-and-swap (value = v1 ? put : get)", "txn-cas"),
@@ -96,6 +97,11 @@ export const WORKLOADS: WorkloadSpec[] = [
     }),
   })),
   {
+    id: "watch-history", kind: "watch",
+    title: (p) => `Watch history: ${fmt(p.history.watchers)} watchers over ${p.watch.connections} connections, each from a different one of the last ${fmt(p.history.watchers)} revisions of a prefix (etcd-edge: --watch-cache-prefix)`,
+    task: (p, url, etcdUrl) => ({ kind: "watch-history", url, etcdUrl, watchers: p.history.watchers, connections: p.watch.connections, setupTimeoutMs: p.watch.setupTimeoutMs }),
+  },
+  {
     id: "lease-keepalive", kind: "lease",
     title: (p) => `Lease keep-alive: ${fmt(p.lease.streams)} streams over ${p.lease.connections} connections, ${p.lease.rounds} keep-alives each`,
     task: (p, url, etcdUrl) => ({ kind: "lease-streams", url, etcdUrl, ...p.lease }),
@@ -119,4 +125,4 @@ export const WORKLOAD_IDS = WORKLOADS.map((w) => w.id);
  * its list, so `--quick` leaves these out unless --workloads names them. Once the test lists them, drop
  * this exclusion (profile.ts).
  */
-export const ROWS_NOT_IN_QUICK = ["range-linearizable-many", "txn-put", "json-gateway-linearizable"];
+export const ROWS_NOT_IN_QUICK = ["range-linearizable-many", "txn-put", "json-gateway-linearizable", "list-linearizable", "watch-history"];

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClientHttp2Session } from "node:http2";
 import { openSession, unaryAsync } from "../load/grpc-raw.js";
-import { CAS_VALUE, casKey, compactRequest, HOT_KEY, HOT_VALUE_BYTES, MANY_KEYS, manyKey, MANY_VALUE_BYTES, PATH, putRequest, rangeReply, rangeRequest } from "../load/messages.js";
+import { CAS_VALUE, casKey, compactRequest, HOT_KEY, HOT_VALUE_BYTES, LIST_KEYS, listKey, LIST_VALUE_BYTES, MANY_KEYS, manyKey, MANY_VALUE_BYTES, PATH, putRequest, rangeReply, rangeRequest } from "../load/messages.js";
 import type { TargetSpec } from "../targets.js";
 import { freePort, portOpen, waitFor } from "./ports.js";
 import { startProcess, type Managed } from "./processes.js";
@@ -70,7 +70,7 @@ export class Stack {
     this.etcdSession = await openSession(this.etcdUrl);
   }
 
-  /** The keys every workload relies on: the hot key, and one compare-and-swap key per Txn slot. */
+  /** The keys every workload relies on: the hot key, one compare-and-swap key per Txn slot, the many and the listed keys. */
   async seed(casSlots: number[]): Promise<void> {
     const s = this.etcdSession!;
     await unaryAsync(s, PATH.put, putRequest(HOT_KEY, new Uint8Array(HOT_VALUE_BYTES).fill(0x68)));
@@ -78,6 +78,10 @@ export class Stack {
     const many = new Uint8Array(MANY_VALUE_BYTES).fill(0x6d);
     for (let i = 0; i < MANY_KEYS; i += 100) {
       await Promise.all(Array.from({ length: Math.min(100, MANY_KEYS - i) }, (_, j) => unaryAsync(s, PATH.put, putRequest(manyKey(i + j), many))));
+    }
+    const listed = new Uint8Array(LIST_VALUE_BYTES).fill(0x6c);
+    for (let i = 0; i < LIST_KEYS; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, LIST_KEYS - i) }, (_, j) => unaryAsync(s, PATH.put, putRequest(listKey(i + j), listed))));
     }
   }
 

@@ -10,6 +10,7 @@ import type { GenResult, Task, ToGenerator } from "./protocol.js";
 import { connectCaller, gatewayCaller, rawCaller, type CallerSet } from "./unary-callers.js";
 import { runLoop } from "./unary-loop.js";
 import { watchFanout } from "./watch-fanout.js";
+import { watchHistory } from "./watch-history.js";
 
 async function closedLoop(task: Extract<Task, { concurrency: number }>, open: () => Promise<CallerSet>): Promise<GenResult> {
   const callers = await open();
@@ -31,6 +32,7 @@ function run(task: Task): Promise<GenResult> {
     case "unary-gateway": return closedLoop(task, () => gatewayCaller(task.url, task, task.serializable));
     case "lease-oneshot": return closedLoop(task, () => oneShotCaller(task));
     case "watch-fanout": return watchFanout(task, control);
+    case "watch-history": return watchHistory(task, control);
     case "lease-streams": return leaseStreams(task, control);
   }
 }

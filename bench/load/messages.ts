@@ -36,6 +36,15 @@ export const rangeRequest = (serializable: boolean) =>
 export const MANY_KEYS = 1000;
 export const manyKey = (i: number) => `bench/many/${String(i).padStart(4, "0")}`;
 export const MANY_VALUE_BYTES = 128;
+/** The list rows: LIST_KEYS keys under LIST_PREFIX, read whole (etcd-edge keeps the prefix in its watch cache). */
+export const LIST_PREFIX = "bench/list/";
+export const LIST_END = "bench/list0";
+export const LIST_KEYS = 2000;
+export const listKey = (i: number) => `${LIST_PREFIX}${String(i).padStart(4, "0")}`;
+export const LIST_VALUE_BYTES = 64;
+/** The watch-history row writes its revisions here (also a watch-cache prefix of etcd-edge). */
+export const HIST_PREFIX = "bench/hist/";
+export const HIST_END = "bench/hist0";
 export const rangeKeyRequest = (key: string, serializable: boolean) =>
   frame(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key: enc(key), serializable })));
 

@@ -21,6 +21,7 @@ export type Task =
   | ({ kind: "unary-connect"; url: string; protocol: ConnectProtocol } & LoopShape)
   | ({ kind: "unary-gateway"; url: string; serializable: boolean } & LoopShape)
   | { kind: "watch-fanout"; url: string; etcdUrl: string; watchers: number; connections: number; puts: number; deliveryTimeoutMs: number; setupTimeoutMs: number }
+  | { kind: "watch-history"; url: string; etcdUrl: string; watchers: number; connections: number; setupTimeoutMs: number }
   | { kind: "lease-streams"; url: string; etcdUrl: string; streams: number; connections: number; rounds: number; spreadMs: number; gapMs: number; timeoutMs: number; ttlSeconds: number; setupTimeoutMs: number }
   | ({ kind: "lease-oneshot"; url: string; etcdUrl: string; timeoutMs: number; ttlSeconds: number } & LoopShape);
 

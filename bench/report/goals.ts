@@ -77,6 +77,16 @@ const SPECS: Spec[] = [
     subjects: EDGES.map((e) => ({ target: e, ref: { target: e === "edge-node-lts" ? "bare-h2-node-lts" : "bare-h2" } })),
   },
   { goal: "Keep-alive p99 ≤ 20 ms (lease-keepalive)", workload: "lease-keepalive", key: "p99", unit: "ms", max: 20, subjects: EDGES.map((e) => ({ target: e })) },
+  {
+    goal: "Linearizable list of 2,000 keys ≥ 5× etcd grpc-proxy (watch cache)", workload: "list-linearizable", key: "throughput", unit: "req/s", min: 5,
+    subjects: EDGES.map((e) => ({ target: e, ref: { target: "grpc-proxy" } })),
+  },
+  {
+    goal: "etcd's CPU per linearizable list ≤ 0.1× with etcd grpc-proxy in front (watch cache)", workload: "list-linearizable", key: "etcdCpuMsPer1k", unit: "ms/1k", max: 0.1,
+    subjects: EDGES.map((e) => ({ target: e, ref: { target: "grpc-proxy" } })),
+  },
+  { goal: "Watchers from 1,000 different recent revisions: at most one watcher at etcd (watch-history)", workload: "watch-history", key: "etcdWatchers", unit: "watchers", max: 1, subjects: EDGES.map((e) => ({ target: e })) },
+  { goal: "Watchers from 1,000 different recent revisions: every stream is etcd's history (watch-history)", workload: "watch-history", key: "mismatchedStreams", unit: "streams differing", max: 0, subjects: EDGES.map((e) => ({ target: e })) },
   ...["watch-1k", "watch-10k"].map((w): Spec => ({
     goal: `Watch delivery p99 ≤ etcd grpc-proxy's (${w})`, workload: w, key: "p99", unit: "ms", max: 1,
     subjects: EDGES.map((e) => ({ target: e, ref: { target: "grpc-proxy" } })),

@@ -16,5 +16,6 @@ export function registerWatchCacheMetrics(metrics: Metrics, cache: WatchCache): 
   metrics.labelledGaugeFrom("etcd_edge_watch_cache_reconnects_total", "Times a cached prefix's upstream watch was made again after a break.", "prefix", perPrefix((i) => cache.prefixes[i]!.reconnects));
   metrics.labelledGaugeFrom("etcd_edge_watch_cache_served_total", "Requests answered from the watch cache, by kind.", "kind", () => (Object.keys(cache.served) as ServedKind[]).map((k) => [k, cache.served[k]]));
   metrics.labelledGaugeFrom("etcd_edge_watch_cache_fallbacks_total", "Requests inside a cached prefix that etcd answered after all, by reason.", "reason", () => (Object.keys(cache.fallbacks) as FallbackReason[]).map((k) => [k, cache.fallbacks[k]]));
+  metrics.labelledGaugeFrom("etcd_edge_watch_cache_memo_hits_total", "Reads answered with an answer already built for the same request at the same revision.", "prefix", perPrefix((i) => cache.prefixes[i]!.memo.hits));
   metrics.counterFrom("etcd_edge_watch_cache_checks_total", "Count-only checks sent to etcd for reads answered from the cache (readers arriving together share one).", () => cache.checks.sent);
 }

@@ -26,6 +26,7 @@ import { intervalOf, keyString, type KeyInterval } from "../client/key-ranges.js
 import { pause } from "../client/pause.js";
 import { PushQueue } from "../client/push-queue.js";
 import type { Upstream } from "../client/upstream.js";
+import { AnswerMemo } from "./answer-memo.js";
 import { History, type HistoryLimits } from "./history.js";
 import { KeyStore } from "./key-store.js";
 
@@ -57,6 +58,8 @@ export class PrefixCache {
   /** See the file comment: whether a progress answer may move `rev`. */
   progressSafe = false;
   readonly listeners = new Set<CacheListener>();
+  /** Answers built from this prefix, for readers asking the same at the same revision (answer-memo.ts). */
+  readonly memo = new AnswerMemo();
   snapshots = 0;
   reconnects = 0;
   private requests: PushQueue<WatchRequest> | undefined;
@@ -239,6 +242,7 @@ export class PrefixCache {
     }
     if (batch.length > 0) this.history.append(batchRev, batch, now);
     this.rev = batchRev;
+    this.memo.clear();
     this.settleWaiters();
     for (const l of this.listeners) l.events(r, this.rev);
   }
@@ -266,6 +270,7 @@ export class PrefixCache {
 
   private goOff(): void {
     this.ready = false;
+    this.memo.clear();
     for (const w of this.waiters.splice(0)) w.resolve(false);
     const listeners = [...this.listeners];
     this.listeners.clear();

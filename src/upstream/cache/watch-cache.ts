@@ -81,15 +81,21 @@ export class WatchCache {
     const header = checked.header;
     const at = req.revision > 0n ? req.revision : header?.revision ?? 0n;
     if (at > cache.rev && !(await cache.waitFor(at, cache.progressSafe ? this.options.catchUpMs : 0))) return this.fellBack("behind", fallback);
-    const kvs = cache.view(at, iv);
-    if (!kvs) return this.fellBack("history", fallback);
-    if (BigInt(kvs.length) !== checked.count) {
-      this.log?.warn({ prefix: cache.iv.start, revision: String(at), etcd: String(checked.count), cache: kvs.length }, "watch cache: count differs from etcd's; answered by etcd");
-      return this.fellBack("count_mismatch", fallback);
+    const memoKey = cache.memo.keyOf(req, header);
+    let answer = cache.memo.get(memoKey);
+    if (!answer) {
+      const kvs = cache.view(at, iv);
+      if (!kvs) return this.fellBack("history", fallback);
+      if (BigInt(kvs.length) !== checked.count) {
+        this.log?.warn({ prefix: cache.iv.start, revision: String(at), etcd: String(checked.count), cache: kvs.length }, "watch cache: count differs from etcd's; answered by etcd");
+        return this.fellBack("count_mismatch", fallback);
+      }
+      const a = evaluate(req, kvs);
+      answer = create(RangeResponseSchema, { header, kvs: a.kvs, count: a.count, more: a.more });
+      cache.memo.set(memoKey, answer);
     }
-    const a = evaluate(req, kvs);
     this.served[req.revision > 0n ? "revision" : req.serializable ? "serializable" : "linearizable"]++;
-    return create(RangeResponseSchema, { header, kvs: a.kvs, count: a.count, more: a.more });
+    return answer;
   }
 
   private fellBack(reason: FallbackReason): undefined;
