@@ -14,9 +14,13 @@ import { createLogger, type Logger } from "./observe/log.js";
 import { Metrics } from "./observe/metrics.js";
 import { runtime } from "./runtime/runtime.js";
 import { Draining } from "./services/draining.js";
+import { UnaryCall } from "./services/invoke.js";
+import { charger } from "./services/seats.js";
 import { etcdServices } from "./services/routes.js";
 import { discoverEndpoints } from "./upstream/client/discovery.js";
 import { EndpointSync } from "./upstream/client/endpoint-sync.js";
+import { Admission } from "./upstream/client/fairness.js";
+import { registerFairnessMetrics } from "./upstream/client/fairness-metrics.js";
 import { registerClientMetrics } from "./upstream/client/metrics.js";
 import { RegisteredProxies } from "./upstream/client/registered-proxies.js";
 import { Registration } from "./upstream/client/registration.js";
@@ -55,6 +59,11 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
   const uiBundle = o.ui ? await loadUiBundle() : undefined;
 
   const metrics = new Metrics();
+  // --fairness: unary calls are charged to their caller's flow (services/seats.ts) and wait for seats
+  // toward etcd in Upstream.unary (upstream/client/fairness.ts). Off: the hook stays unset, nothing is charged.
+  const admission = o.fairness ? new Admission(o.fairness) : undefined;
+  UnaryCall.charge = o.fairness ? charger(o.fairness.flowBy) : undefined;
+  if (admission) registerFairnessMetrics(metrics, admission);
   const upstream = new Upstream({
     endpoints,
     tls: upstreamTls,
@@ -64,6 +73,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
     keepAliveTimeoutMs: o.dialKeepAliveTimeoutMs,
     // Below the cache and the hubs: they see clients' keys, etcd sees the prefixed ones.
     ...(o.namespace ? { namespace: new TextEncoder().encode(o.namespace) } : {}),
+    ...(admission ? { admission } : {}),
   });
   // --watch-cache-prefix: below the range cache and the watch hub, which answer from it where they can.
   const enc = new TextEncoder();

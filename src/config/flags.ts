@@ -72,6 +72,14 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "watch-cache-prefix", kind: "string", default: "", repeatable: true, help: "keep the keys under this prefix and their recent history in memory: watches from a recent revision and ranges (linearizable, or at a recent revision) are answered from it after a count-only check at etcd; repeat for more prefixes" },
   { name: "watch-cache-history-max-events", kind: "int", default: "100000", help: "events kept per cached prefix for watches and reads at past revisions" },
   { name: "watch-cache-history-max-age", kind: "duration", default: "5m", help: "how long an event stays in a cached prefix's history" },
+  { name: "fairness", kind: "bool", default: "false", help: "share etcd between callers by fair queuing (API Priority and Fairness): calls to etcd take seats, a caller that does not fit is refused ResourceExhausted (HTTP 429); off by default so that nobody is throttled by an upgrade" },
+  { name: "fairness-flow", kind: "string", default: "cert,user,address", help: "what a caller's flow is named after, the first one known wins: cert (the client certificate's subject), user (the auth token's etcd user, or the token itself), address (the client's IP)" },
+  { name: "fairness-seats", kind: "int", default: "128", help: "seats in use toward etcd at most (a call takes 1, a Range 1 per 100 keys, a Txn 1 per op, at most 10): past a few dozen calls in flight etcd is busy and more only queue inside it; 128 leaves room for its best throughput" },
+  { name: "fairness-flow-seats", kind: "int", default: "64", help: "seats one flow holds at most: half of --fairness-seats, so one heavy caller always leaves etcd room for the others" },
+  { name: "fairness-queues", kind: "int", default: "128", help: "fair queues in all (shuffle sharding; 128 as API Priority and Fairness' default levels)" },
+  { name: "fairness-hand-size", kind: "int", default: "6", help: "queues dealt to each flow; a call joins the shortest of them (6 as API Priority and Fairness)" },
+  { name: "fairness-queue-length", kind: "int", default: "50", help: "calls waiting in one queue at most; one more is refused at once (50 as API Priority and Fairness)" },
+  { name: "fairness-max-wait", kind: "duration", default: "5s", help: "the longest a call waits for seats before ResourceExhausted (5s: etcdctl's --command-timeout, after which its caller has given up anyway)" },
 ];
 
 export type FlagValues = Record<string, string>;

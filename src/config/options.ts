@@ -5,6 +5,7 @@
  * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
  */
 import { isIP } from "node:net";
+import { fairnessOptions, type FairnessConfig } from "./fairness.js";
 import { FLAGS, FlagError, parseDuration, REPEAT_SEPARATOR, type FlagValues } from "./flags.js";
 
 export interface Endpoint {
@@ -85,6 +86,7 @@ export interface ProxyOptions {
   namespace: string;
   /** --watch-cache-*: prefixes kept in memory (none: no watch cache) and their history bounds. */
   watchCache: { prefixes: string[]; maxEvents: number; maxAgeMs: number };
+  /** --fairness and its --fairness-* bounds (config/fairness.ts); undefined: off. */ fairness: FairnessConfig | undefined;
 }
 
 export interface MetricsListener {
@@ -152,6 +154,7 @@ export function buildOptions(values: FlagValues, given: ReadonlySet<string>): Pr
     corsAllowedOrigins: parseOrigins(values["cors-allowed-origins"]!),
     ui: values["ui"] === "true",
     watchCache: watchCacheOptions(values),
+    fairness: fairnessOptions(values),
     ...metricsListener(values["metrics-addr"]!, listenerTls),
     grpcKeepAliveIntervalMs: Math.max(0, parseDuration(values["grpc-keepalive-interval"] || "0") ?? 0),
     grpcKeepAliveTimeoutMs: Math.max(0, parseDuration(values["grpc-keepalive-timeout"] || "0") ?? 0),

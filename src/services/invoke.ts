@@ -10,13 +10,19 @@
 import { toBinary, type Message } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import type { CallerContext } from "../wire/caller.js";
+import type { Peer } from "../wire/flow.js";
 import { canceled, deadlineExceeded, internal, messageTooLarge } from "../wire/errors.js";
 import { clampTimer } from "../wire/timeout.js";
 import type { UnaryMethod } from "./registry.js";
+import type { Charger } from "./seats.js";
 
 export type Outcome = (err: ConnectError | undefined, output: Message | undefined) => void;
 
 export class UnaryCall implements CallerContext {
+  /** --fairness (seats.ts): charges each call to its flow before it runs; unset (fairness off): nothing to do. */
+  static charge: Charger | undefined;
+  /** The connection the call came on, set by the listener or gateway when fairness is on (the flow's certificate or address). */
+  declare peer: Peer | undefined;
   private abort: AbortController | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly deadline: number | undefined;
@@ -52,6 +58,7 @@ export class UnaryCall implements CallerContext {
     if (bytes > maxSendBytes) return this.fail(messageTooLarge(bytes, maxSendBytes));
     let result: Promise<Message>;
     try {
+      UnaryCall.charge?.(this, m, input);
       result = m.impl(input, this);
     } catch (err) {
       // An implementation that throws synchronously (a request it cannot handle) fails this call only.
@@ -94,7 +101,7 @@ export class UnaryCall implements CallerContext {
 }
 
 /** The same call as a promise, for callers that await (the JSON gateway); `signal` cancels it. */
-export function invoke(m: UnaryMethod, input: Message, o: { requestHeader: Headers; timeoutMs: number | undefined; maxSendBytes: number; signal?: AbortSignal }): Promise<Message> {
+export function invoke(m: UnaryMethod, input: Message, o: { requestHeader: Headers; timeoutMs: number | undefined; maxSendBytes: number; signal?: AbortSignal; peer?: Peer | undefined }): Promise<Message> {
   return new Promise((resolve, reject) => {
     const onAbort = () => call.cancel();
     const call = new UnaryCall(o.requestHeader, o.timeoutMs, (err, out) => {
@@ -103,6 +110,7 @@ export function invoke(m: UnaryMethod, input: Message, o: { requestHeader: Heade
       else resolve(out!);
     });
     if (o.signal?.aborted) return call.cancel();
+    if (UnaryCall.charge) call.peer = o.peer;
     o.signal?.addEventListener("abort", onAbort, { once: true });
     call.run(m, input, o.maxSendBytes);
   });

@@ -27,7 +27,7 @@ export type UnaryInvoke = (input: Message, md: CallMetadata, signal: AbortSignal
 
 /** A unary call straight into the implementation. */
 export function directUnary(m: UnaryMethod, maxSendBytes: number): UnaryInvoke {
-  return (input, md, signal) => invoke(m, input, { requestHeader: md.headers, timeoutMs: md.timeoutMs, maxSendBytes, signal });
+  return (input, md, signal) => invoke(m, input, { requestHeader: md.headers, timeoutMs: md.timeoutMs, maxSendBytes, signal, peer: md.peer });
 }
 
 /** The same call through the in-process transport, for a method with no direct implementation. */

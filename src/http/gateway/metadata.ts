@@ -3,6 +3,7 @@
  * metadata `authorization` (etcd takes the raw token there), `Grpc-Metadata-<Key>` becomes `<key>`
  * (`token`, `hasleader`), `Grpc-Timeout` a deadline, and the request's abort signal cancels the call.
  */
+import type { Peer } from "../../wire/flow.js";
 import { clampTimer, gatewayTimeout } from "../../wire/timeout.js";
 
 export interface CallMetadata {
@@ -11,6 +12,8 @@ export interface CallMetadata {
   timeoutMs: number | undefined;
   /** The deadline is already over (a Grpc-Timeout below 1 ms): etcd's gateway fails such calls at once. */
   expired: boolean;
+  /** The client's connection (--fairness names the caller's flow by its certificate or address). */
+  peer?: Peer | undefined;
 }
 
 const METADATA_PREFIX = "grpc-metadata-";

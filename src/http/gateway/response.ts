@@ -12,9 +12,14 @@ export function resultResponse(json: string): Response {
   return new Response(json, { status: 200, headers: RESULT_HEADERS });
 }
 
-/** `{"error":…,"message":…,"code":…}` with the HTTP status of the code. */
+/**
+ * `{"error":…,"message":…,"code":…}` with the HTTP status of the code, and Retry-After when the error
+ * says when to retry (--fairness refusals: 429).
+ */
 export function errorResponse(err: ConnectError, preconditionStatus?: number): Response {
-  return new Response(errorBody(err), { status: httpStatusOf(err.code, preconditionStatus), headers: { "content-type": "application/json" } });
+  const retryAfter = err.metadata.get("retry-after");
+  const headers: Record<string, string> = retryAfter === null ? { "content-type": "application/json" } : { "content-type": "application/json", "retry-after": retryAfter };
+  return new Response(errorBody(err), { status: httpStatusOf(err.code, preconditionStatus), headers });
 }
 
 /** Go's http.Error: plain text with a newline, and nosniff. grpc-gateway answers 404 and 405 this way. */

@@ -9,6 +9,7 @@ import { encodeMessage } from "./json.js";
 import { callMetadata } from "./metadata.js";
 import { errorResponse, resultResponse } from "./response.js";
 import { canceled, deadlineExceeded } from "../../wire/errors.js";
+import type { Peer } from "../../wire/flow.js";
 
 /**
  * The Node request and response behind a Request, when the adapter passes them (@hono/node-server puts
@@ -31,6 +32,7 @@ export function unaryCall<I extends DescMessage, O extends DescMessage>(method: 
       const md = callMetadata(req);
       const input = await readMessage(req, method.input, maxJsonBytes, node?.incoming);
       if (md.expired) throw deadlineExceeded();
+      md.peer = (node?.incoming as { socket?: Peer } | undefined)?.socket;
       let signal = req.signal;
       if (node) {
         gone = new AbortController();

@@ -104,6 +104,8 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions, se
     wire.ok(x, m.output, output!);
     s.ok.inc();
   });
+  // --fairness: the connection names the caller's flow (its certificate or address).
+  if (UnaryCall.charge) call.peer = x.stream ? x.stream.session?.socket : x.res && ("stream" in x.res ? x.res.stream.session?.socket : x.res.socket ?? undefined);
   // A client that goes away cancels the call (and, through its signal, the upstream work).
   const onClose = () => call.cancel();
   x.closing.once("close", onClose);

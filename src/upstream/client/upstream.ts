@@ -10,6 +10,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { callerMetadata, type CallerContext } from "../../wire/caller.js";
 import { clampTimer } from "../../wire/timeout.js";
 import { createEtcdClients, type EtcdClients, type UpstreamTls } from "./clients.js";
+import type { Admission } from "./fairness.js";
 import { fromUpstream, isUnreachable } from "./errors.js";
 import { checkEndpoint, isLeaderChange, LIVENESS_TICK_MS, type CallInFlight, type Watched } from "./liveness.js";
 import { namespacedClients } from "./namespaced-clients.js";
@@ -38,6 +39,7 @@ export interface UpstreamOptions {
   livenessIntervalMs?: number;
   /** --namespace: every key under this prefix, on every endpoint (namespaced-clients.ts); unset or empty: none. */
   namespace?: Uint8Array;
+  admission?: Admission; // --fairness (fairness.ts): a unary call charged to a flow waits there for its seats
 }
 
 export interface HealthResult {
@@ -141,7 +143,9 @@ export class Upstream {
    * applied twice. A call on an endpoint that stops answering (checkLiveness) ends Unavailable: retried
    * elsewhere if read-only, else its outcome is unknown and the client is told so.
    */
-  async unary<T>(caller: CallerContext | undefined, call: (c: EtcdClients, opts: CallOptions) => Promise<T>, policy: { readOnly: boolean }): Promise<T> {
+  async unary<T>(caller: CallerContext | undefined, call: (c: EtcdClients, opts: CallOptions) => Promise<T>, policy: { readOnly: boolean; admitted?: boolean }): Promise<T> {
+    const waited = caller && !policy.admitted && this.o.admission?.run(caller, () => this.unary(caller, call, { ...policy, admitted: true }));
+    if (waited) return waited;
     const opts = this.callOptions(caller);
     let lastErr: unknown;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
