@@ -83,6 +83,10 @@ const KEYS = 2_000;
         }
       }
       const sent = (await sentBytes()) - before;
+      const checks = await metric(edge.url, "etcd_edge_watch_cache_checks_total");
+      const together = await Promise.all(Array.from({ length: 20 }, () => clientFor(KV, "grpc", edge.url).range(asks[0]!)));
+      t.ok(together.every((r) => r.kvs.length === together[0]!.kvs.length), "20 lists at once");
+      t.ok((await metric(edge.url, "etcd_edge_watch_cache_checks_total")) - checks < 20, `readers arriving together shared checks (${(await metric(edge.url, "etcd_edge_watch_cache_checks_total")) - checks} for 20)`);
       t.ok(sent < listed * 0.05, `etcd sent ${sent} bytes for ${listed} bytes of lists (< 5%)`);
       t.ok(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "linearizable" }) >= 3, "linearizable lists served from the cache");
       t.ok(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "revision" }) >= 3, "past-revision lists served from the cache");
@@ -99,6 +103,19 @@ const KEYS = 2_000;
       t.equal(Buffer.from(got).toString("hex"), Buffer.from(toBinary(RangeResponseSchema, await direct.range(ask))).toString("hex"), "etcd's answer either way");
       if (ordered) t.equal(await metric(edge.url, "etcd_edge_watch_cache_served_total", { kind: "linearizable" }), before + 1, `etcd ${version}: from the cache`);
       else t.equal(await metric(edge.url, "etcd_edge_watch_cache_fallbacks_total", { reason: "behind" }), behind + 1, `etcd ${version}: from etcd (its progress answers are not ordered)`);
+      // A progress_request on a stream the cache feeds promises no more than the cache has delivered.
+      await direct.put({ key: enc("/elsewhere/later"), value: enc("y") });
+      const s = new WatchSession(clientFor(Watch, "grpc", edge.url));
+      t.teardown(() => s.close());
+      await s.createAndWait({ key: enc(PREFIX), rangeEnd: enc("/wc0") });
+      s.progress();
+      await s.until("the progress answer", () => s.received.some((r) => r.watchId === -1n && !r.created));
+      const answer = s.received.find((r) => r.watchId === -1n && !r.created)!.header!.revision;
+      const cacheRev = BigInt(await metric(edge.url, "etcd_edge_watch_cache_revision"));
+      t.ok(answer <= cacheRev, `progress answer ${answer} <= the cache's revision ${cacheRev}`);
+      const etcdHead = (await direct.range({ key: enc("x") })).header!.revision;
+      if (ordered) t.equal(answer, etcdHead, "etcd 3.5: etcd's head, once the cache holds everything up to it (its own ordered progress answer)");
+      else t.ok(answer < etcdHead, `etcd 3.4: the cache's revision ${answer}, not etcd's head ${etcdHead}: the write elsewhere is not known to be delivered`);
     });
   }
 }

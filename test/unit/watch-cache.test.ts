@@ -9,7 +9,7 @@ import { buildOptions } from "../../src/config/options.js";
 import { parseFlags } from "../../src/config/flags.js";
 import { DEFAULT_HISTORY, History } from "../../src/upstream/cache/history.js";
 import { KeyStore } from "../../src/upstream/cache/key-store.js";
-import { progressAnswersOrdered } from "../../src/upstream/cache/prefix-cache.js";
+import { progressAnswersOrdered } from "../../src/upstream/cache/etcd-version.js";
 import { DEFAULT_WATCH_CACHE, prefixEnd } from "../../src/upstream/cache/watch-cache.js";
 import { keyString } from "../../src/upstream/client/key-ranges.js";
 
@@ -94,4 +94,5 @@ t.test("--watch-cache-* flags", async (t) => {
   t.throws(() => opts(["--watch-cache-prefix=/a/", "--watch-cache-prefix=/a/b/"]), /inside/, "nested prefixes are refused");
   t.throws(() => opts(["--watch-cache-history-max-events=0"]), /positive/);
   t.equal(DEFAULT_WATCH_CACHE.catchUpMs, 1_000);
+  t.equal(DEFAULT_WATCH_CACHE.maxStoreBytes, 512 * 1024 * 1024, "512 MiB of keys per prefix");
 });

@@ -28,10 +28,9 @@ import { PushQueue } from "../client/push-queue.js";
 import type { Upstream } from "../client/upstream.js";
 import { AnswerMemo } from "./answer-memo.js";
 import { History, type HistoryLimits } from "./history.js";
+import { compactedPast, takeSnapshot } from "./snapshot.js";
 import { KeyStore } from "./key-store.js";
 
-/** Keys per snapshot page: a page is a few MiB for usual values, far from any message limit. */
-const SNAPSHOT_PAGE = 5_000n;
 /** Retry after a failed start or a break: 250 ms doubling to 10 s, reset once the watch is live. */
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
@@ -65,6 +64,8 @@ export class PrefixCache {
   private requests: PushQueue<WatchRequest> | undefined;
   private progressAsked = false;
   private waiters: { rev: bigint; resolve: (ok: boolean) => void }[] = [];
+  /** Waiting for the next progress answer (latest()). */
+  private answerWaiters: (() => void)[] = [];
   private readonly stopped = new AbortController();
 
   constructor(private readonly up: Upstream, readonly key: Uint8Array, readonly rangeEnd: Uint8Array, private readonly limits: HistoryLimits & { maxStoreBytes: number }, private readonly log: Logger | undefined) {
@@ -125,6 +126,21 @@ export class PrefixCache {
     });
   }
 
+  /**
+   * The revision up to which the cache holds everything, after asking etcd where that is safe: on a stream
+   * whose watchers are all fed from here, this is the progress answer (etcd's head once its answer is
+   * in); else, or after `ms`, the cache's own revision.
+   */
+  latest(ms: number): Promise<bigint> {
+    if (!this.ready || !this.progressSafe || !this.requests) return Promise.resolve(this.rev);
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); resolve(this.rev); };
+      const timer = setTimeout(() => { this.answerWaiters = this.answerWaiters.filter((w) => w !== done); resolve(this.rev); }, ms);
+      this.answerWaiters.push(done);
+      this.askProgress();
+    });
+  }
+
   private askProgress(): void {
     if (!this.progressSafe || this.progressAsked || !this.requests) return;
     this.progressAsked = this.requests.push(create(WatchRequestSchema, { requestUnion: { case: "progressRequest", value: {} } }));
@@ -133,16 +149,19 @@ export class PrefixCache {
   private async run(): Promise<void> {
     let delay = RETRY_MIN_MS;
     let needSnapshot = true;
+    let lastFailure = "";
     while (!this.stopped.signal.aborted) {
       try {
         if (needSnapshot) await this.snapshot();
-        else if (await this.compactedPast()) await this.snapshot();
+        else if (await compactedPast(this.up, this.key, this.rangeEnd, this.rev)) await this.snapshot();
         needSnapshot = false;
         const outcome = await this.watch();
         if (outcome === "compacted") needSnapshot = true;
-        if (outcome !== "failed") delay = RETRY_MIN_MS;
+        if (outcome !== "failed") { delay = RETRY_MIN_MS; lastFailure = ""; }
       } catch (err) {
-        if (!this.stopped.signal.aborted) this.log?.warn({ prefix: this.iv.start, err: String(err) }, "watch cache: sync failed; serving from etcd until it is back");
+        // Said once per kind of failure, not on every retry (auth on without credentials fails every 10 s).
+        if (!this.stopped.signal.aborted && String(err) !== lastFailure) this.log?.warn({ prefix: this.iv.start, err: String(err) }, "watch cache: sync failed; etcd answers until it is back");
+        lastFailure = String(err);
       }
       this.goOff();
       await pause(delay, this.stopped.signal);
@@ -152,41 +171,12 @@ export class PrefixCache {
   }
 
   private async snapshot(): Promise<void> {
-    const status = await this.up.unary(undefined, (c, o) => c.maintenance.status({}, o), { readOnly: true });
-    this.progressSafe = progressAnswersOrdered(status.version);
-    this.store.clear();
-    let from = this.key;
-    let at = 0n;
-    for (;;) {
-      const page = await this.up.unary(undefined, (c, o) => c.kv.range({ key: from, rangeEnd: this.rangeEnd, limit: SNAPSHOT_PAGE, revision: at }, o), { readOnly: true });
-      if (at === 0n) {
-        at = page.header?.revision ?? 0n;
-        this.header = page.header;
-      }
-      for (const kv of page.kvs) this.store.set(keyString(kv.key), kv);
-      if (this.store.bytes > this.limits.maxStoreBytes) throw new Error(`the prefix holds more than ${this.limits.maxStoreBytes} bytes (--watch-cache bound)`);
-      if (!page.more || page.kvs.length === 0) break;
-      from = new Uint8Array([...page.kvs[page.kvs.length - 1]!.key, 0]);
-    }
-    this.rev = at;
-    this.history = new History(this.limits, at);
+    const snap = await takeSnapshot(this.up, this.key, this.rangeEnd, this.store, this.limits.maxStoreBytes);
+    this.progressSafe = snap.progressSafe;
+    this.header = snap.header;
+    this.rev = snap.rev;
+    this.history = new History(this.limits, snap.rev);
     this.snapshots++;
-  }
-
-  /**
-   * Whether etcd compacted past rev+1 while the cache was away. Asked before watching again, because etcd
-   * answers such a watch with created first and the compaction cancel only later: the cache would look
-   * live in between.
-   */
-  private async compactedPast(): Promise<boolean> {
-    try {
-      await this.up.unary(undefined, (c, o) => c.kv.range({ key: this.key, rangeEnd: this.rangeEnd, revision: this.rev + 1n, serializable: true, countOnly: true }, o), { readOnly: true });
-      return false;
-    } catch (err) {
-      if (String(err).includes(EtcdMessages.compacted)) return true;
-      if (String(err).includes(EtcdMessages.futureRev)) return false;
-      throw err;
-    }
   }
 
   /** One upstream watch from rev+1, until it ends: "compacted" (rev is gone), "ended" or "failed". */
@@ -251,11 +241,13 @@ export class PrefixCache {
     const rev = r.header?.revision ?? 0n;
     const answer = r.watchId === -1n;
     if (answer) this.progressAsked = false;
+    const answered = answer ? this.answerWaiters.splice(0) : [];
     // Our watch's own notification is ordered with its events on every version; an answer to a progress
     // request only where etcd orders it (file comment).
     if ((!answer || this.progressSafe) && rev > this.rev) this.rev = rev;
     this.history.trim(Date.now());
     this.settleWaiters();
+    for (const w of answered) w();
     if (this.waiters.length > 0) this.askProgress();
     if (!answer) for (const l of this.listeners) l.progress(r, this.rev);
   }
@@ -272,19 +264,9 @@ export class PrefixCache {
     this.ready = false;
     this.memo.clear();
     for (const w of this.waiters.splice(0)) w.resolve(false);
+    for (const w of this.answerWaiters.splice(0)) w();
     const listeners = [...this.listeners];
     this.listeners.clear();
     for (const l of listeners) l.lost();
   }
-}
-
-/** etcd 3.4.31+, 3.5.13+ and 3.6+ send a requested progress notification in order with events. */
-export function progressAnswersOrdered(version: string): boolean {
-  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
-  if (!m) return false;
-  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (major !== 3) return major > 3;
-  if (minor === 4) return patch >= 31;
-  if (minor === 5) return patch >= 13;
-  return minor > 5;
 }

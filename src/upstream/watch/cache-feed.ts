@@ -8,12 +8,14 @@
  * after any broken upstream watch, from their own revisions.
  */
 import { create } from "@bufbuild/protobuf";
-import { WatchResponseSchema, type ResponseHeader, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
+import { ResponseHeaderSchema, WatchResponseSchema, type ResponseHeader, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
 import type { Event } from "../../../gen/mvccpb/kv_pb.js";
 import type { CacheListener, PrefixCache } from "../cache/prefix-cache.js";
 import { intervalOf, keyString, type KeyInterval } from "../client/key-ranges.js";
 import type { WatcherFeed, Watcher } from "./watcher.js";
 
+/** How long a progress_request of a stream fed from the cache waits for etcd's progress answer. */
+const PROGRESS_WAIT_MS = 1_000;
 /** etcd's watchBatchMaxRevs: revisions in one catch-up response. */
 const MAX_REVS_PER_RESPONSE = 1000;
 
@@ -59,6 +61,10 @@ export class CacheFeed implements CacheListener, WatcherFeed {
   /** Everything up to here has reached this feed's watchers (what a progress answer may promise them). */
   deliveredUpTo(): bigint {
     return this.cache.rev;
+  }
+
+  latest(): Promise<bigint> {
+    return this.cache.latest(PROGRESS_WAIT_MS);
   }
 
   add(w: Watcher): void {
@@ -170,4 +176,37 @@ export function replay(w: Watcher, iv: KeyInterval, cache: PrefixCache): boolean
 function park(w: Watcher): false {
   w.stream.park(w);
   return false;
+}
+
+/**
+ * A progress answer for a client stream: etcd's `h` speaks for the upstream watches; watchers fed by the
+ * watch cache have everything up to the cache's revision only, so it promises no more than that.
+ */
+export function capByCaches(watchers: Iterable<Watcher>, h: ResponseHeader): ResponseHeader {
+  let rev = h.revision;
+  for (const w of watchers) {
+    const upTo = w.broadcast?.deliveredUpTo?.();
+    if (upTo !== undefined && upTo < rev) rev = upTo;
+  }
+  return rev === h.revision ? h : create(ResponseHeaderSchema, { ...h, revision: rev });
+}
+
+/**
+ * When every live watcher of a client stream is fed by the watch cache, etcd has no watch of ours to
+ * answer its progress_request for (etcd 3.5 never answers a stream without watches), so the caches
+ * answer: the revision up to which all of them hold everything, after asking etcd's head where that is
+ * ordered. Undefined: etcd answers (some watcher rides an upstream watch, is parked, or there is none).
+ */
+export function progressFromCaches(watchers: Iterable<Watcher>, base: ResponseHeader): Promise<ResponseHeader> | undefined {
+  const feeds = new Set<WatcherFeed>();
+  for (const w of watchers) {
+    if (w.ended) continue;
+    if (!w.broadcast?.latest) return undefined;
+    feeds.add(w.broadcast);
+  }
+  if (feeds.size === 0) return undefined;
+  return Promise.all([...feeds].map((f) => f.latest!())).then((revs) => {
+    const rev = revs.reduce((a, b) => (b < a ? b : a));
+    return create(ResponseHeaderSchema, { ...base, revision: rev });
+  });
 }

@@ -6,8 +6,9 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { ResponseHeaderSchema, WatchResponseSchema, type ResponseHeader, type WatchCreateRequest, type WatchRequest, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
+import { WatchResponseSchema, type ResponseHeader, type WatchCreateRequest, type WatchRequest, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
 import type { WatchRanges } from "./watch-ranges.js";
+import { capByCaches, progressFromCaches } from "./cache-feed.js";
 import { isEmptyRange, Watcher, watcherSpec } from "./watcher.js";
 
 /**
@@ -159,26 +160,16 @@ export class WatchStream {
 
   private askProgress(): void {
     this.pendingProgress++;
-    this.ranges.upstream.requestProgress((h) => {
+    const answer = (h: ResponseHeader | undefined) => {
       this.pendingProgress--;
       this.notifyRoom();
       if (this.closed || !h) return;
       if (this.parked.size > 0) this.deferredProgress++;
-      else this.force(create(WatchResponseSchema, { header: this.progressHeader(h), watchId: -1n }));
-    });
-  }
-
-  /**
-   * etcd's answer speaks for the upstream watches; watchers fed by the watch cache have everything up to
-   * the cache's revision only, so the answer promises no more than that.
-   */
-  private progressHeader(h: ResponseHeader): ResponseHeader {
-    let rev = h.revision;
-    for (const w of this.byId.values()) {
-      const upTo = w.broadcast?.deliveredUpTo?.();
-      if (upTo !== undefined && upTo < rev) rev = upTo;
-    }
-    return rev === h.revision ? h : create(ResponseHeaderSchema, { ...h, revision: rev });
+      else this.force(create(WatchResponseSchema, { header: capByCaches(this.byId.values(), h), watchId: -1n }));
+    };
+    const fromCache = progressFromCaches(this.byId.values(), this.ranges.header());
+    if (fromCache) void fromCache.then(answer, () => answer(undefined));
+    else this.ranges.upstream.requestProgress(answer);
   }
 
   /** Called when a watcher's created is due: assigns its id and queues the one created it will ever get. */

@@ -65,6 +65,8 @@ export interface WatcherFeed {
   remove(w: Watcher): void;
   /** The revision up to which every event has reached the watchers, when it is not etcd's stream order that says so. */
   deliveredUpTo?(): bigint;
+  /** The same, after asking etcd where it can (a progress answer for a stream etcd has no watch of ours on). */
+  latest?(): Promise<bigint>;
 }
 
 export class Watcher {
