@@ -19,6 +19,7 @@ import { FrameDecoder, grpcFrame, TRAILER_FLAG } from "../wire/frame.js";
 import { reencodeGrpcMessage } from "../wire/status.js";
 import { grpcTimeout, MAX_TIMER_MS } from "../wire/timeout.js";
 import { undecodableIsInvalidArgument } from "./decode-errors.js";
+import { fairnessInterceptor, peerValues } from "./fairness.js";
 import { JSON_READ } from "./fast/connect.js";
 import { connectError } from "./fast/connect.js";
 import type { Req, Res } from "./fast/exchange.js";
@@ -36,7 +37,7 @@ export interface ConnectAdapterOptions {
 /** Serves `req` if it names one of our RPCs (true), or leaves it (false). */
 export function connectHandlers(o: ConnectAdapterOptions): (req: Req, res: Res) => boolean {
   const router = createConnectRouter({
-    interceptors: [metricsInterceptor(o.metrics, protocolOf)],
+    interceptors: [metricsInterceptor(o.metrics, protocolOf), fairnessInterceptor],
     // An undecodable protobuf body is the client's InvalidArgument, not our Internal (decode-errors.ts).
     requestGate: undecodableIsInvalidArgument,
     readMaxBytes: o.readMaxBytes,
@@ -54,7 +55,7 @@ export function connectHandlers(o: ConnectAdapterOptions): (req: Req, res: Res) 
     try {
       holdDeadline(req);
       if (textType) req.headers["content-type"] = textType;
-      uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      uReq = universalRequestFromNodeRequest(req, res, undefined, peerValues(req));
     } catch (err) {
       // An HTTP/1.1 request without a Host header cannot be given a URL: the client's error.
       connectError(res, ConnectError.from(err, Code.InvalidArgument));

@@ -58,7 +58,7 @@ export class UnaryCall implements CallerContext {
     if (bytes > maxSendBytes) return this.fail(messageTooLarge(bytes, maxSendBytes));
     let result: Promise<Message>;
     try {
-      UnaryCall.charge?.(this, m, input);
+      UnaryCall.charge?.(this.requestHeader, this.peer, m.labels, input);
       result = m.impl(input, this);
     } catch (err) {
       // An implementation that throws synchronously (a request it cannot handle) fails this call only.

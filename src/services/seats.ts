@@ -1,7 +1,7 @@
 /**
  * --fairness: what a unary call costs, in seats toward etcd (upstream/client/fairness.ts), and whose flow
- * it is charged to. Installed on UnaryCall (invoke.ts) only when fairness is on, so with it off a call
- * pays one check of an unset hook. The charge rides on the call's requestHeader (wire/flow.ts) down to
+ * it is charged to. Installed on UnaryCall (invoke.ts: the fast paths and the gateway; listener/fairness.ts
+ * for connect-es's handlers) only when fairness is on, so with it off a call pays one check of an unset hook. The charge rides on the call's requestHeader (wire/flow.ts) down to
  * Upstream.unary, where it is paid only if the call really goes to etcd: a cache hit pays nothing.
  *
  * Costs, as API Priority and Fairness sizes a list by its objects: a Range takes one seat per 100 keys
@@ -11,9 +11,7 @@
  */
 import type { Message } from "@bufbuild/protobuf";
 import type { RangeRequest, RangeResponse, TxnRequest } from "../../gen/etcdserverpb/rpc_pb.js";
-import { flowOf, setCharge, type FlowSource } from "../wire/flow.js";
-import type { UnaryCall } from "./invoke.js";
-import type { UnaryMethod } from "./registry.js";
+import { flowOf, setCharge, type FlowSource, type Peer } from "../wire/flow.js";
 
 /** The widest call: 10 seats, APF's default for its widest list requests. */
 export const MAX_SEATS = 10;
@@ -25,19 +23,20 @@ const RECENT_MAX = 4096;
 /** Exempt: never charged, never queued (a probe must see etcd, not the proxy's queues). */
 const EXEMPT = new Set(["grpc.health.v1.Health", "etcdserverpb.Maintenance/Status"]);
 
-export type Charger = (call: UnaryCall, m: UnaryMethod, input: Message) => void;
+/** Charges one unary call: its metadata (the charge's key), its connection, its method and its request. */
+export type Charger = (requestHeader: Headers, peer: Peer | undefined, m: { grpc_service: string; grpc_method: string }, input: Message) => void;
 
 /** The hook for UnaryCall.charge: names the call's flow from `sources` and sets its charge. */
 export function charger(sources: readonly FlowSource[]): Charger {
   const counts = new RecentCounts();
-  return (call, m, input) => {
-    const { grpc_service: service, grpc_method: method } = m.labels;
+  return (requestHeader, peer, m, input) => {
+    const { grpc_service: service, grpc_method: method } = m;
     if (EXEMPT.has(service) || EXEMPT.has(`${service}/${method}`)) return;
-    const flow = flowOf(call.requestHeader, call.peer, sources);
+    const flow = flowOf(requestHeader, peer, sources);
     if (service === "etcdserverpb.KV" && method === "Range") {
       const req = input as RangeRequest;
       const key = req.countOnly ? "" : rangeKey(req);
-      setCharge(call.requestHeader, {
+      setCharge(requestHeader, {
         flow,
         seats: req.countOnly ? 1 : rangeSeats(counts.get(key), req.limit),
         answered: req.countOnly ? undefined : (res) => counts.set(key, Number((res as RangeResponse).count)),
@@ -45,7 +44,7 @@ export function charger(sources: readonly FlowSource[]): Charger {
       return;
     }
     const seats = service === "etcdserverpb.KV" && method === "Txn" ? txnSeats(input as TxnRequest) : 1;
-    setCharge(call.requestHeader, { flow, seats });
+    setCharge(requestHeader, { flow, seats });
   };
 }
 

@@ -2,11 +2,12 @@
  * --fairness through the real proxy and a real etcd, with one seat and one queue of one call: a Lock on a
  * held lock takes the seat and waits inside etcd, a second one waits in the queue, so the queue is full.
  * Then every further charged call is answered at once, ResourceExhausted in gRPC, gRPC-Web and Connect
- * and 429 with Retry-After on the JSON gateway, with a message naming the limit; exempt calls (Status,
+ * (compressed too: connect-es's handlers) and 429 with Retry-After on the JSON gateway, with a message naming the limit; exempt calls (Status,
  * /health, a range cache hit, lease keep-alives) still go through. Once the lock is released everything is
  * served again. Every caller here is one flow (addr:127.0.0.1; etcd refuses tokens while its auth is off).
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { compressionGzip, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import t from "tap";
 import { KV, Lease, Maintenance } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Lock } from "../../gen/v3lockpb/v3lock_pb.js";
@@ -52,6 +53,18 @@ t.test("a full queue answers at once with ResourceExhausted in gRPC, gRPC-Web an
     const err = await client.range({ key: enc("k") }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     t.equal(err?.code, Code.ResourceExhausted, `${protocol}: ResourceExhausted`);
     t.match(err?.rawMessage, /--fairness-queue-length=1/, `${protocol}: the message names the limit`);
+  }
+});
+
+t.test("so do compressed calls, which connect-es's handlers serve (no flow escapes by compressing)", async (t) => {
+  const transports = {
+    grpc: createGrpcTransport({ baseUrl: edge.url, sendCompression: compressionGzip, compressMinBytes: 0 }),
+    connect: createConnectTransport({ baseUrl: edge.url, httpVersion: "2", sendCompression: compressionGzip, compressMinBytes: 0 }),
+  };
+  for (const [name, transport] of Object.entries(transports)) {
+    const err = await createClient(KV, transport).range({ key: enc("k") }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    t.equal(err?.code, Code.ResourceExhausted, `${name} with gzip: ResourceExhausted`);
+    t.match(err?.rawMessage, /--fairness-queue-length=1/);
   }
 });
 
