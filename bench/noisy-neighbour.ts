@@ -1,10 +1,13 @@
 /**
- * The noisy-neighbour measurement (issue 15), standalone until it is a row of bench/run.ts: one client
- * (from 127.0.0.2, so it is its own flow by address) runs NOISY concurrent linearizable Ranges of 10,000
- * keys while another (127.0.0.1) does 100 small linearizable reads a second; the quiet client's p99 with
- * the noise beside its p99 alone, on etcd directly, etcd grpc-proxy and etcd-edge (--fairness and not).
+ * The noisy-neighbour measurement as a standalone diagnostic (the row itself is `noisy-neighbour` in
+ * bench/workloads.ts, run by bench/run.ts; this script varies what the row fixes): one client (from
+ * 127.0.0.2, its own flow by address) keeps NN_NOISY (default 200) linearizable Ranges of 10,000 keys in
+ * flight while another (127.0.0.1) does 100 small linearizable reads a second; the quiet client's p99
+ * alone and with the noise, on etcd, etcd grpc-proxy, etcd-edge and etcd-edge --fairness, or only on
+ * etcd-edge with the flags in NN_EDGE_ARGS. Clients are connect-node's (src/ runs through tsx).
  *
  *   npx tsx bench/noisy-neighbour.ts [seconds per phase, default 5]
+ *   NN_NOISY=1 NN_EDGE_ARGS="" npx tsx bench/noisy-neighbour.ts 4   # one noisy call at a time: the floor
  */
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -15,7 +18,7 @@ import { freePort } from "../test/helpers/ports.js";
 import { startEdge } from "../test/helpers/proxy.js";
 
 const SECONDS = Number(process.argv[2] ?? 5);
-const NOISY = 200;
+const NOISY = Number(process.env["NN_NOISY"] ?? 200);
 const KEYS = 10_000;
 const enc = (s: string) => new TextEncoder().encode(s);
 // localAddress reaches net.connect through node:http2 (its session options' type does not list it).
@@ -66,6 +69,15 @@ for (let i = 0; i < KEYS; i += 500) {
   await Promise.all(Array.from({ length: 500 }, (_, k) => kv.put({ key: enc(`nn/${String(i + k).padStart(5, "0")}`), value: enc("x".repeat(32)) })));
 }
 const rows = ["| target | quiet p99 alone (ms) | quiet p99 with noise (ms) | ratio | noisy ranges done | noisy refused |", "|---|---|---|---|---|---|"];
+const only = process.env["NN_EDGE_ARGS"];
+if (only !== undefined) {
+  const edge = await startEdge(undefined, [`--endpoints=${etcd.endpoint}`, ...only.split(" ").filter(Boolean)]);
+  rows.push(await measure(`etcd-edge ${only}`, edge.url));
+  await edge.stop();
+  await etcd.stop();
+  console.log(rows.join("\n"));
+  process.exit(0);
+}
 rows.push(await measure("etcd", etcd.url));
 const port = await freePort();
 const proxy = spawn("etcd", ["grpc-proxy", "start", `--endpoints=${etcd.endpoint}`, `--listen-addr=127.0.0.1:${port}`, `--data-dir=/tmp/nn-grpc-proxy-${port}`], { stdio: "ignore" });

@@ -40,7 +40,7 @@ const RUN = { run: true } as const;
 const na = (naReason: string): Support => ({ run: false, naReason });
 const GRPC_ONLY = [
   "range-serializable", "range-linearizable", "range-linearizable-many", "list-linearizable", "put", "txn-cas", "txn-put", "proto-grpc", "watch-history",
-  "watch-1k", "watch-10k", "lease-keepalive", "lease-oneshot",
+  "watch-1k", "watch-10k", "lease-keepalive", "lease-oneshot", "noisy-neighbour",
 ];
 const isWebOrConnect = (w: string) => w.startsWith("proto-") && w !== "proto-grpc";
 const isGateway = (w: string) => w.startsWith("json-gateway");
@@ -143,6 +143,12 @@ export const TARGETS: TargetSpec[] = [
     supports: (w) => (isWebOrConnect(w) ? na("grpc-proxy speaks gRPC only") : isGateway(w) ? na("grpc-proxy has no JSON gateway (/v3/* is 404)") : RUN),
   },
   ...RUNTIMES.map(edge),
+  {
+    // etcd-edge with --fairness (off by default), beside the same build without it: the noisy-neighbour row only.
+    id: "edge-node-fairness", label: "etcd-edge (Node, --fairness)", role: "proxy", runtime: "node",
+    command: (c) => [SYSTEM_NODE, `${c.root}/bin/etcd-edge.js`, "start", `--endpoints=${c.etcdEndpoint}`, `--listen-addr=${c.listen}`, ...WATCH_CACHE_FLAGS, "--fairness"],
+    supports: (w) => (w === "noisy-neighbour" ? RUN : na("etcd-edge (Node) with --fairness: the noisy-neighbour row only")),
+  },
   ...RUNTIMES.flatMap(ceilings),
 ];
 

@@ -8,7 +8,7 @@ import { BASELINE } from "./targets.js";
 import { HOT_KEY, LIST_END, LIST_KEYS, LIST_PREFIX, MANY_KEYS } from "./load/messages.js";
 import type { ConnectProtocol, LoopShape, RawRequestKind, Task } from "./load/protocol.js";
 
-export type WorkloadKind = "loop" | "watch" | "lease" | "memory";
+export type WorkloadKind = "loop" | "watch" | "lease" | "memory" | "noisy";
 
 /** The cell a row's ratios are computed against: etcd grpc-proxy's figure of the same workload by default. */
 export interface Reference {
@@ -113,6 +113,11 @@ export const WORKLOADS: WorkloadSpec[] = [
       ...loopShape(p.oneshot.connections, p.oneshot.concurrency, share),
     }),
   },
+  {
+    id: "noisy-neighbour", kind: "noisy",
+    title: (p) => `Noisy neighbour: 200 linearizable Ranges of 10,000 keys in flight from one client (127.0.0.2) beside 100 small linearizable reads a second from another (127.0.0.1), ${fmt(p.durationMs / 1000)} s each alone and with the noise; the quiet client's p99 (etcd-edge: --fairness in its own column)`,
+    task: (p, url, etcdUrl) => ({ kind: "noisy-neighbour", url, etcdUrl, noisy: 200, phaseMs: p.durationMs, warmupMs: p.warmupMs }),
+  },
   { id: "memory-idle", kind: "memory", title: () => "Proxy RSS, idle (fresh process, before the first repetition)" },
   { id: "memory-watchers", kind: "memory", title: (p) => `Proxy RSS with ${fmt(p.watch.large)} watchers (from watch-10k)` },
   { id: "memory-leases", kind: "memory", title: (p) => `Proxy RSS with ${fmt(p.lease.streams)} keep-alive streams (from lease-keepalive)` },
@@ -125,4 +130,4 @@ export const WORKLOAD_IDS = WORKLOADS.map((w) => w.id);
  * its list, so `--quick` leaves these out unless --workloads names them. Once the test lists them, drop
  * this exclusion (profile.ts).
  */
-export const ROWS_NOT_IN_QUICK = ["range-linearizable-many", "txn-put", "json-gateway-linearizable", "list-linearizable", "watch-history"];
+export const ROWS_NOT_IN_QUICK = ["range-linearizable-many", "txn-put", "json-gateway-linearizable", "list-linearizable", "watch-history", "noisy-neighbour"];

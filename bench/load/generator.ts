@@ -6,6 +6,7 @@
 import { control, inbox, send } from "./control.js";
 import { oneShotCaller } from "./lease-oneshot.js";
 import { leaseStreams } from "./lease-streams.js";
+import { noisyNeighbour } from "./noisy-neighbour.js";
 import type { GenResult, Task, ToGenerator } from "./protocol.js";
 import { connectCaller, gatewayCaller, rawCaller, type CallerSet } from "./unary-callers.js";
 import { runLoop } from "./unary-loop.js";
@@ -34,6 +35,7 @@ function run(task: Task): Promise<GenResult> {
     case "watch-fanout": return watchFanout(task, control);
     case "watch-history": return watchHistory(task, control);
     case "lease-streams": return leaseStreams(task, control);
+    case "noisy-neighbour": return noisyNeighbour(task, control);
   }
 }
 

@@ -23,7 +23,8 @@ export type Task =
   | { kind: "watch-fanout"; url: string; etcdUrl: string; watchers: number; connections: number; puts: number; deliveryTimeoutMs: number; setupTimeoutMs: number }
   | { kind: "watch-history"; url: string; etcdUrl: string; watchers: number; connections: number; setupTimeoutMs: number }
   | { kind: "lease-streams"; url: string; etcdUrl: string; streams: number; connections: number; rounds: number; spreadMs: number; gapMs: number; timeoutMs: number; ttlSeconds: number; setupTimeoutMs: number }
-  | ({ kind: "lease-oneshot"; url: string; etcdUrl: string; timeoutMs: number; ttlSeconds: number } & LoopShape);
+  | ({ kind: "lease-oneshot"; url: string; etcdUrl: string; timeoutMs: number; ttlSeconds: number } & LoopShape)
+  | { kind: "noisy-neighbour"; url: string; etcdUrl: string; noisy: number; phaseMs: number; warmupMs: number };
 
 /** The measured window of a closed loop, as absolute Date.now() times shared by every generator process. */
 export interface Window {

@@ -87,6 +87,10 @@ const SPECS: Spec[] = [
   },
   { goal: "Watchers from 1,000 different recent revisions: at most one watcher at etcd (watch-history)", workload: "watch-history", key: "etcdWatchers", unit: "watchers", max: 1, subjects: EDGES.map((e) => ({ target: e })) },
   { goal: "Watchers from 1,000 different recent revisions: every stream is etcd's history (watch-history)", workload: "watch-history", key: "mismatchedStreams", unit: "streams differing", max: 0, subjects: EDGES.map((e) => ({ target: e })) },
+  {
+    goal: "Noisy neighbour: the quiet client's p99 beside the noise ≤ 2× its p99 alone (--fairness)", workload: "noisy-neighbour", key: "noiseRatio", unit: "× alone", max: 2,
+    subjects: [{ target: "edge-node-fairness" }],
+  },
   ...["watch-1k", "watch-10k"].map((w): Spec => ({
     goal: `Watch delivery p99 ≤ etcd grpc-proxy's (${w})`, workload: w, key: "p99", unit: "ms", max: 1,
     subjects: EDGES.map((e) => ({ target: e, ref: { target: "grpc-proxy" } })),

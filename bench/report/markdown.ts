@@ -56,6 +56,16 @@ const COLUMNS: Record<WorkloadKind, Column[]> = {
     { key: "proxyCpuMsPer1k", label: "proxy CPU ms / 1k replies", ratio: true, digits: "ms" },
     { key: "etcdCpuMsPer1k", label: "etcd CPU ms / 1k replies", digits: "ms" },
   ],
+  noisy: [
+    { key: "p50", label: "quiet p50 ms, with the noise", ratio: true, digits: "ms" },
+    { key: "p99", label: "quiet p99 ms, with the noise", ratio: true, digits: "ms" },
+    { key: "aloneP99Ms", label: "quiet p99 ms, alone", digits: "ms" },
+    { key: "noiseRatio", label: "p99 with the noise / alone", digits: "ms" },
+    { key: "noisyPerSec", label: "noisy Ranges / s", digits: "int" },
+    { key: "noisyRefused", label: "noisy refused", digits: "int" },
+    { key: "errors", label: "quiet errors", digits: "int" },
+    { key: "proxyCpuMsPer1k", label: "proxy CPU ms / 1k quiet calls", digits: "ms" },
+  ],
   memory: [
     { key: "rssMB", label: "RSS MB", ratio: true, digits: "mb" },
     { key: "kbPerClient", label: "KB per watcher / stream (RSS growth from just before the run)", ratio: true, digits: "mb" },
@@ -67,6 +77,7 @@ export const HEADLINE: Record<WorkloadKind, { key: string; label: string; better
   loop: { key: "throughput", label: "req/s", better: "higher" },
   watch: { key: "p99", label: "delivery p99 ms", better: "lower" },
   lease: { key: "p99", label: "keep-alive p99 ms", better: "lower" },
+  noisy: { key: "p99", label: "quiet client's p99 ms beside the noise", better: "lower" },
   memory: { key: "rssMB", label: "RSS MB", better: "lower" },
 };
 
