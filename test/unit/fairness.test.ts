@@ -177,6 +177,11 @@ t.test("nothing waits without a bound: --fairness-max-wait, and the caller's can
   abort.abort(new ConnectError("client went away", Code.Canceled));
   t.equal((await canceled.catch((e: unknown) => e as ConnectError) as ConnectError).code, Code.Canceled);
   t.equal(a.waiting, 0, "left the queue");
+  const gone = new AbortController();
+  gone.abort(new ConnectError("client went away", Code.Canceled));
+  const never = await a.run(caller("z", 1, gone.signal), () => Promise.resolve("never"))!.catch((e: unknown) => e as ConnectError);
+  t.equal((never as ConnectError).code, Code.Canceled, "a caller already gone does not queue");
+  t.equal(a.waiting, 0);
   held.end();
   await first;
 });

@@ -107,6 +107,7 @@ export class Admission {
   }
 
   private wait(signal: AbortSignal, flow: Flow, seats: number, q: Queue): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const end = () => {
         clearTimeout(timer);
