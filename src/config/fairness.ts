@@ -17,6 +17,11 @@ export interface FairnessConfig {
   flowBy: FlowSourceName[];
 }
 
+/** ProxyOptions' part: --fairness and its --fairness-* bounds; undefined: off. */
+export interface WithFairness {
+  fairness: FairnessConfig | undefined;
+}
+
 const SOURCES: readonly string[] = ["cert", "user", "address"];
 
 export function fairnessOptions(values: FlagValues): FairnessConfig | undefined {

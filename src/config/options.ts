@@ -5,7 +5,7 @@
  * fail on a bad command line is here, so that main.ts exits with a clear message before anything listens.
  */
 import { isIP } from "node:net";
-import { fairnessOptions, type FairnessConfig } from "./fairness.js";
+import { fairnessOptions, type WithFairness } from "./fairness.js";
 import { FLAGS, FlagError, parseDuration, REPEAT_SEPARATOR, type FlagValues } from "./flags.js";
 
 export interface Endpoint {
@@ -44,7 +44,7 @@ export interface DiscoveryOptions {
   dnsServers: string[];
 }
 
-export interface ProxyOptions {
+export interface ProxyOptions extends WithFairness {
   listenHost: string;
   listenPort: number;
   endpoints: Endpoint[];
@@ -86,7 +86,6 @@ export interface ProxyOptions {
   namespace: string;
   /** --watch-cache-*: prefixes kept in memory (none: no watch cache) and their history bounds. */
   watchCache: { prefixes: string[]; maxEvents: number; maxAgeMs: number };
-  /** --fairness and its --fairness-* bounds (config/fairness.ts); undefined: off. */ fairness: FairnessConfig | undefined;
 }
 
 export interface MetricsListener {
