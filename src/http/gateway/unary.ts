@@ -8,6 +8,7 @@ import type { UnaryInvoke } from "./in-process.js";
 import { encodeMessage } from "./json.js";
 import { callMetadata } from "./metadata.js";
 import { errorResponse, resultResponse } from "./response.js";
+import { UnaryCall } from "../../services/invoke.js";
 import { canceled, deadlineExceeded } from "../../wire/errors.js";
 import type { Peer } from "../../wire/flow.js";
 
@@ -32,7 +33,8 @@ export function unaryCall<I extends DescMessage, O extends DescMessage>(method: 
       const md = callMetadata(req);
       const input = await readMessage(req, method.input, maxJsonBytes, node?.incoming);
       if (md.expired) throw deadlineExceeded();
-      md.peer = (node?.incoming as { socket?: Peer } | undefined)?.socket;
+      // --fairness: the connection names the caller's flow (its certificate or address).
+      if (UnaryCall.charge) md.peer = (node?.incoming as { socket?: Peer } | undefined)?.socket;
       let signal = req.signal;
       if (node) {
         gone = new AbortController();
