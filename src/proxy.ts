@@ -78,7 +78,7 @@ export async function startProxy(o: ProxyOptions, log: Logger = createLogger({ d
   // --watch-cache-prefix: below the range cache and the watch hub, which answer from it where they can.
   const enc = new TextEncoder();
   const watchCache = o.watchCache.prefixes.length > 0
-    ? new WatchCache(upstream, o.watchCache.prefixes.map((p) => enc.encode(p)), { maxEvents: o.watchCache.maxEvents, maxAgeMs: o.watchCache.maxAgeMs }, log)
+    ? new WatchCache(upstream, o.watchCache.prefixes.map((p) => enc.encode(p)), { maxEvents: o.watchCache.maxEvents, maxAgeMs: o.watchCache.maxAgeMs, progressNotifyMs: o.watchCache.progressNotifyMs }, log)
     : undefined;
   watchCache?.start();
   const kv = new CoalescedKv(upstream, watchCache ? { watchCache } : {});

@@ -85,7 +85,7 @@ export interface ProxyOptions extends WithFairness {
   /** --namespace: the prefix of every key in etcd (clients never see it); empty: none. */
   namespace: string;
   /** --watch-cache-*: prefixes kept in memory (none: no watch cache) and their history bounds. */
-  watchCache: { prefixes: string[]; maxEvents: number; maxAgeMs: number };
+  watchCache: { prefixes: string[]; maxEvents: number; maxAgeMs: number; progressNotifyMs: number };
 }
 
 export interface MetricsListener {
@@ -294,5 +294,6 @@ function watchCacheOptions(values: FlagValues): ProxyOptions["watchCache"] {
     prefixes: [...new Set(prefixes)],
     maxEvents: positiveInt(values["watch-cache-history-max-events"]!, "--watch-cache-history-max-events"),
     maxAgeMs: parseDuration(values["watch-cache-history-max-age"] || "5m") ?? 300_000,
+    progressNotifyMs: Math.max(100, parseDuration(values["watch-cache-progress-notify-interval"] || "10m") ?? 600_000),
   };
 }

@@ -4,7 +4,8 @@
  *   back, it watches again from its own revision (no new snapshot), and a watcher it fed has every event
  *   of the outage exactly once and in order;
  * - if etcd compacted past the cache's revision meanwhile, the cache takes a new snapshot, and a watcher
- *   it fed that is now behind the compaction gets etcd's own compaction cancel.
+ *   it fed that is now behind the compaction gets etcd's own compaction cancel;
+ * - if another cluster answers at the same address (a restore, a new cluster), a new snapshot too.
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -96,4 +97,21 @@ t.test("etcd compacted past the cache meanwhile: a new snapshot, and etcd's comp
   await w.until("etcd's compaction cancel", () => w.of(0n).some((r) => r.canceled), 20_000);
   const cancel = w.of(0n).find((r) => r.canceled)!;
   t.equal(cancel.compactRevision, compacted, "canceled with etcd's compact_revision");
+});
+
+t.test("etcd replaced by another cluster at the same address (a restore, a new cluster): a new snapshot, never the old keys", async (t) => {
+  const other = await startEtcd(t);
+  const otherKv = createClient(KV, createGrpcTransport({ baseUrl: other.url }));
+  // The new cluster's history is shorter than what the cache holds: its revisions would read as "ahead".
+  await otherKv.put({ key: enc("/f/k0"), value: enc("from the other cluster") });
+  const snapshots = await gauge("etcd_edge_watch_cache_resyncs_total");
+  await fwd.close();
+  await waitFor("the cache to go off", async () => (await gauge("etcd_edge_watch_cache_ready")) === 0, 10_000);
+  const [otherHost, otherPort] = other.endpoint.split(":") as [string, string];
+  fwd = await startForwarder(root, { host: otherHost, port: Number(otherPort) }, fwd.port);
+  await waitFor("the cache to be back", async () => (await gauge("etcd_edge_watch_cache_ready")) === 1, 20_000);
+  t.equal(await gauge("etcd_edge_watch_cache_resyncs_total"), snapshots + 1, "a new snapshot");
+  await waitFor("the list to be the other cluster's", async () => hex(toBinary(RangeResponseSchema, await viaEdge.range({ ...prefix, serializable: true }))) === hex(toBinary(RangeResponseSchema, await otherKv.range({ ...prefix, serializable: true }))), 10_000);
+  const got = await viaEdge.range(prefix);
+  t.same(got.kvs.map((kv) => `${dec(kv.key)}=${dec(kv.value)}`), ["/f/k0=from the other cluster"], "only the other cluster's keys");
 });

@@ -15,8 +15,8 @@ import { waitFor } from "../helpers/ports.js";
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
-/** An etcd with `n` keys under /p/ at revision 100, whose watch stays open and quiet. */
-function fakeEtcd(n: number, valueBytes = 10) {
+/** An etcd with `n` keys under /p/ at revision 100, whose watch answers created, then `events` responses. */
+function fakeEtcd(n: number, valueBytes = 10, events: unknown[] = []) {
   const keys = Array.from({ length: n }, (_, i) => `/p/${String(i).padStart(6, "0")}`);
   const ranges: RangeRequest[] = [];
   const watches: WatchRequest[] = [];
@@ -39,6 +39,7 @@ function fakeEtcd(n: number, valueBytes = 10) {
         for await (const r of requests) {
           watches.push(r);
           yield { created: true, canceled: false, events: [], watchId: 1n, header: { revision: 100n } };
+          for (const e of events.splice(0)) yield e;
         }
       },
     },
@@ -70,15 +71,37 @@ t.test("a snapshot in pages of 5,000 keys, pinned to the first page's revision, 
   t.ok(p.progressSafe, "3.5.16 orders progress answers");
 });
 
-t.test("a prefix over the store bound is not cached, and says so once", async (t) => {
+t.test("a prefix over the store bound is not cached: its keys are let go, it says so once, and waits long before reading it again", async (t) => {
   const etcd = fakeEtcd(2_000, 1024);
   const lines: string[] = [];
   const log = { warn: (_o: unknown, msg: string) => lines.push(msg), info: () => {}, error: () => {}, debug: () => {} };
   const cache = new WatchCache(etcd.up, [enc("/p/")], { maxStoreBytes: 1024 * 1024 }, log as never);
   t.teardown(() => cache.close());
   cache.start();
-  await waitFor("two attempts", () => etcd.ranges.filter((r) => r.revision === 0n).length >= 2, 5_000);
+  await waitFor("the first attempt to fail", () => lines.length > 0, 5_000);
+  await new Promise((r) => setTimeout(r, 1_500));
   t.notOk(cache.prefixes[0]!.ready, "not ready: etcd answers");
-  t.equal(lines.length, 1, "one warning for repeated failures of the same kind");
+  t.equal(cache.prefixes[0]!.store.size, 0, "the keys read so far are let go");
+  t.equal(etcd.ranges.filter((r) => r.revision === 0n).length, 1, "not read again within the next seconds (10 minutes)");
+  t.equal(lines.length, 1, "one warning");
   t.match(lines[0], /sync failed/);
+});
+
+t.test("a key kept from an event has bytes of its own: the event's whole response is not kept with it", async (t) => {
+  // One 1 MiB buffer holding the response; the event's key and value are views into it, as protobuf-es decodes them.
+  const response = new Uint8Array(1024 * 1024);
+  const key = response.subarray(10, 15);
+  key.set(enc("/p/zz"));
+  const value = response.subarray(20, 21);
+  const kv = create(KeyValueSchema, { key, value, modRevision: 101n, createRevision: 101n, version: 1n });
+  const etcd = fakeEtcd(1, 10, [{ created: false, canceled: false, watchId: 1n, header: { revision: 101n }, events: [{ type: 0, kv }] }]);
+  const cache = new WatchCache(etcd.up, [enc("/p/")]);
+  t.teardown(() => cache.close());
+  cache.start();
+  const p = cache.prefixes[0]!;
+  await waitFor("the event", () => p.rev === 101n);
+  const kept = p.store.get("/p/zz")!;
+  t.equal(kept.value.buffer.byteLength, 1, "the value's own buffer");
+  t.equal(kept.key.buffer.byteLength, 5, "the key's own buffer");
+  t.equal(p.store.get("/p/000000")!.value.buffer.byteLength, 10, "snapshot keys too");
 });

@@ -89,8 +89,9 @@ t.test("prefix ends as clientv3.GetPrefixRangeEnd", async (t) => {
 
 t.test("--watch-cache-* flags", async (t) => {
   const opts = (args: string[]) => { const { values, given } = parseFlags(args); return buildOptions(values, given).watchCache; };
-  t.same(opts([]), { prefixes: [], maxEvents: 100_000, maxAgeMs: 300_000 }, "off by default, the stated bounds");
-  t.same(opts(["--watch-cache-prefix=/a/", "--watch-cache-prefix", "/b/", "--watch-cache-history-max-events=10", "--watch-cache-history-max-age=30s"]), { prefixes: ["/a/", "/b/"], maxEvents: 10, maxAgeMs: 30_000 }, "repeatable, bounds given");
+  t.same(opts([]), { prefixes: [], maxEvents: 100_000, maxAgeMs: 300_000, progressNotifyMs: 600_000 }, "off by default, the stated bounds");
+  t.same(opts(["--watch-cache-prefix=/a/", "--watch-cache-prefix", "/b/", "--watch-cache-history-max-events=10", "--watch-cache-history-max-age=30s", "--watch-cache-progress-notify-interval=1s"]), { prefixes: ["/a/", "/b/"], maxEvents: 10, maxAgeMs: 30_000, progressNotifyMs: 1_000 }, "repeatable, bounds given");
+  t.same(opts(["--watch-cache-prefix=/a/", "--watch-cache-prefix=/a/"]).prefixes, ["/a/"], "a prefix given twice is one cache");
   t.throws(() => opts(["--watch-cache-prefix=/a/", "--watch-cache-prefix=/a/b/"]), /inside/, "nested prefixes are refused");
   t.throws(() => opts(["--watch-cache-history-max-events=0"]), /positive/);
   t.equal(DEFAULT_WATCH_CACHE.catchUpMs, 1_000);

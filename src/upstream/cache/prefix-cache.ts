@@ -6,15 +6,13 @@
  * the store and the history, and nothing after it. It moves with events and with progress notifications
  * that etcd orders with them.
  *
- * After a break (etcd restarted, connection lost, a member taken away) the cache is off at once, its
- * watchers are handed back (`lost`), and the watch is made again from rev+1: etcd replays what was
- * missed, so nothing is read again. If etcd compacted past rev meanwhile, a new snapshot starts over.
- * While off, everything goes to etcd: nothing stale is served.
+ * After a break the cache is off at once (everything goes to etcd: nothing stale is served), its
+ * watchers are handed back (`lost`), and the watch is made again from rev+1, so etcd replays what was
+ * missed; a new snapshot instead when that cannot be exact (snapshot.ts resumable).
  *
- * Progress requests: etcd 3.4.31+ and 3.5.13+ answer one only when every watch of the stream is synced,
- * after their events (etcd #15220, #17557). Older ones may answer before events they have already
- * committed, so there the cache never moves `rev` on such an answer and a consistent read waits only for
- * events it will get anyway (consistent-read.ts).
+ * Progress requests: etcd 3.4.31+ and 3.5.13+ answer one in order with the stream's events; older ones
+ * may answer before events they have committed, so there `rev` never moves on such an answer
+ * (etcd-version.ts), and a consistent read waits only for events it will get anyway (watch-cache.ts).
  */
 import { create } from "@bufbuild/protobuf";
 import { ResponseHeaderSchema, WatchRequestSchema, type ResponseHeader, type WatchRequest, type WatchResponse } from "../../../gen/etcdserverpb/rpc_pb.js";
@@ -28,20 +26,26 @@ import { PushQueue } from "../client/push-queue.js";
 import type { Upstream } from "../client/upstream.js";
 import { AnswerMemo } from "./answer-memo.js";
 import { History, type HistoryLimits } from "./history.js";
-import { compactedPast, takeSnapshot } from "./snapshot.js";
+import { ownCopy, resumable, takeSnapshot, TooLarge } from "./snapshot.js";
 import { KeyStore } from "./key-store.js";
+import { viewAt } from "./view.js";
 
 /** Retry after a failed start or a break: 250 ms doubling to 10 s, reset once the watch is live. */
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
+const TOO_LARGE_RETRY_MS = 10 * 60_000; // a prefix over the store's bound: each try reads all of it
+const HOUSEKEEPING_MS = 5_000; // the history's age bound, applied when no event comes to apply it
 /** Our watch's id on its stream (a stream of its own: a progress answer then speaks of it alone). */
 const WATCH_ID = 1n;
 
 export interface CacheListener {
   /** One upstream response's events, all inside the prefix, already applied; `rev` is the cache's new revision. */
   events(r: WatchResponse, rev: bigint): void;
-  /** etcd's progress notification for the cache's watch: nothing changed up to `rev`. */
-  progress(r: WatchResponse, rev: bigint): void;
+  /**
+   * Every progress interval (etcd's --experimental-watch-progress-notify-interval, which etcd applies to
+   * each watch that had no events in it): nothing the listener has not had up to `rev`.
+   */
+  tick(rev: bigint): void;
   /** The cache is no longer exact (it broke or starts over): the listener is dropped and must move. */
   lost(): void;
 }
@@ -67,17 +71,25 @@ export class PrefixCache {
   /** Waiting for the next progress answer (latest()). */
   private answerWaiters: (() => void)[] = [];
   private readonly stopped = new AbortController();
+  private housekeeping: ReturnType<typeof setInterval> | undefined;
+  private ticker: ReturnType<typeof setInterval> | undefined;
 
-  constructor(private readonly up: Upstream, readonly key: Uint8Array, readonly rangeEnd: Uint8Array, private readonly limits: HistoryLimits & { maxStoreBytes: number }, private readonly log: Logger | undefined) {
+  constructor(private readonly up: Upstream, readonly key: Uint8Array, readonly rangeEnd: Uint8Array, private readonly limits: HistoryLimits & { maxStoreBytes: number; progressNotifyMs: number }, private readonly log: Logger | undefined) {
     this.iv = intervalOf(key, rangeEnd) ?? { start: keyString(key), end: keyString(key) };
     this.history = new History(limits, 0n);
   }
 
   start(): void {
-    void this.run();
+    // The age bound holds on a quiet prefix too; fed watchers get etcd's per-watch progress notifications.
+    this.housekeeping = setInterval(() => this.history.trim(Date.now()), HOUSEKEEPING_MS);
+    this.ticker = setInterval(() => this.tick(), this.limits.progressNotifyMs);
+    for (const t of [this.housekeeping, this.ticker]) (t as { unref?: () => void }).unref?.();
+    this.run().catch((err: unknown) => this.log?.error({ prefix: this.iv.start, err: String(err) }, "watch cache: stopped"));
   }
 
   close(): void {
+    clearInterval(this.housekeeping);
+    clearInterval(this.ticker);
     this.stopped.abort();
     this.requests?.close();
     this.goOff();
@@ -95,17 +107,7 @@ export class PrefixCache {
   /** The keys of `iv` at revision `at` (>= history.floor, <= rev), in key order; undefined if out of reach. */
   view(at: bigint, iv: KeyInterval): KeyValue[] | undefined {
     if (!this.ready || at < this.history.floor || at > this.rev) return undefined;
-    const now = this.store.scan(iv);
-    if (at === this.rev) return now;
-    const before = this.history.undo(at, iv);
-    if (before.size === 0) return now;
-    const merged = new Map<string, KeyValue>();
-    for (const kv of now) merged.set(keyString(kv.key), kv);
-    for (const [k, kv] of before) {
-      if (kv) merged.set(k, kv);
-      else merged.delete(k);
-    }
-    return [...merged.keys()].sort().map((k) => merged.get(k)!);
+    return viewAt(this.store, this.history, at === this.rev ? undefined : at, iv);
   }
 
   /**
@@ -152,16 +154,21 @@ export class PrefixCache {
     let lastFailure = "";
     while (!this.stopped.signal.aborted) {
       try {
-        if (needSnapshot) await this.snapshot();
-        else if (await compactedPast(this.up, this.key, this.rangeEnd, this.rev)) await this.snapshot();
+        if (!needSnapshot) {
+          const resume = await resumable(this.up, this.key, this.rangeEnd, this.rev, this.header?.clusterId);
+          this.progressSafe = resume.progressSafe;
+          needSnapshot = !resume.ok;
+        }
+        if (needSnapshot && !this.stopped.signal.aborted) await this.snapshot();
         needSnapshot = false;
-        const outcome = await this.watch();
+        const outcome = this.stopped.signal.aborted ? "ended" : await this.watch();
         if (outcome === "compacted") needSnapshot = true;
         if (outcome !== "failed") { delay = RETRY_MIN_MS; lastFailure = ""; }
       } catch (err) {
         // Said once per kind of failure, not on every retry (auth on without credentials fails every 10 s).
         if (!this.stopped.signal.aborted && String(err) !== lastFailure) this.log?.warn({ prefix: this.iv.start, err: String(err) }, "watch cache: sync failed; etcd answers until it is back");
         lastFailure = String(err);
+        if (err instanceof TooLarge) delay = TOO_LARGE_RETRY_MS;
       }
       this.goOff();
       await pause(delay, this.stopped.signal);
@@ -189,9 +196,14 @@ export class PrefixCache {
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.stopped.signal.addEventListener("abort", onStop, { once: true });
-    const caller: CallerContext = { requestHeader: new Headers(), signal: abort.signal, timeoutMs: () => undefined };
+    // hasleader: a member that loses its leader ends the watch ("no leader"), so the cache goes off
+    // instead of serving a partitioned member's silence.
+    const caller: CallerContext = { requestHeader: new Headers({ hasleader: "true" }), signal: abort.signal, timeoutMs: () => undefined };
+    const clusterId = this.header?.clusterId;
     try {
       for await (const r of this.up.stream(caller, (c, o) => c.watch.watch(requests, o))) {
+        // Another cluster behind the same endpoints: nothing the cache holds is its.
+        if (r.header && clusterId && r.header.clusterId !== clusterId) return "compacted";
         if (r.header) this.header = r.header;
         if (r.created) {
           if (r.canceled) return r.cancelReason.includes(EtcdMessages.compacted) ? "compacted" : "failed";
@@ -228,13 +240,13 @@ export class PrefixCache {
       batchRev = kv.modRevision;
       batch.push(e);
       if (e.type === Event_EventType.DELETE) this.store.delete(keyString(kv.key));
-      else this.store.set(keyString(kv.key), kv);
+      else this.store.set(keyString(kv.key), ownCopy(kv));
     }
     if (batch.length > 0) this.history.append(batchRev, batch, now);
     this.rev = batchRev;
     this.memo.clear();
     this.settleWaiters();
-    for (const l of this.listeners) l.events(r, this.rev);
+    this.each([...this.listeners], (l) => l.events(r, this.rev));
   }
 
   private progress(r: WatchResponse): void {
@@ -249,7 +261,22 @@ export class PrefixCache {
     this.settleWaiters();
     for (const w of answered) w();
     if (this.waiters.length > 0) this.askProgress();
-    if (!answer) for (const l of this.listeners) l.progress(r, this.rev);
+
+  }
+
+  private tick(): void {
+    if (this.ready) this.each([...this.listeners], (l) => l.tick(this.rev));
+  }
+
+  /** A throwing listener (a client stream's bug) fails alone, logged; the cache and the others go on. */
+  private each(listeners: CacheListener[], fn: (l: CacheListener) => void): void {
+    for (const l of listeners) {
+      try {
+        fn(l);
+      } catch (err) {
+        this.log?.error({ prefix: this.iv.start, err: String(err) }, "watch cache: a listener failed");
+      }
+    }
   }
 
   private settleWaiters(): void {
@@ -267,6 +294,6 @@ export class PrefixCache {
     for (const w of this.answerWaiters.splice(0)) w();
     const listeners = [...this.listeners];
     this.listeners.clear();
-    for (const l of listeners) l.lost();
+    this.each(listeners, (l) => l.lost());
   }
 }

@@ -30,9 +30,15 @@ export interface WatchCacheOptions extends HistoryLimits {
    * older ones can only be waited for by their events, so there the wait is 0.
    */
   catchUpMs: number;
+  /**
+   * 10 minutes, etcd's --experimental-watch-progress-notify-interval default: a fed watcher that asked
+   * progress_notify and had no event in an interval gets a progress notification, as from etcd. Set it to
+   * etcd's (--watch-cache-progress-notify-interval).
+   */
+  progressNotifyMs: number;
 }
 
-export const DEFAULT_WATCH_CACHE: WatchCacheOptions = { ...DEFAULT_HISTORY, maxStoreBytes: 512 * 1024 * 1024, catchUpMs: 1_000 };
+export const DEFAULT_WATCH_CACHE: WatchCacheOptions = { ...DEFAULT_HISTORY, maxStoreBytes: 512 * 1024 * 1024, catchUpMs: 1_000, progressNotifyMs: 10 * 60_000 };
 
 export type ServedKind = "serializable" | "linearizable" | "revision" | "watch";
 export type FallbackReason = "not_ready" | "sort" | "behind" | "history" | "count_mismatch";

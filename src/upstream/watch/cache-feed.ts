@@ -53,6 +53,8 @@ export class CacheFeeds implements FeedOwner {
 
 export class CacheFeed implements CacheListener, WatcherFeed {
   readonly receivers = new Set<Watcher>();
+  /** Each watcher's count of event responses at the last progress tick. */
+  private readonly eventsAtTick = new WeakMap<Watcher, number>();
 
   constructor(private readonly owner: FeedOwner, readonly group: string, readonly iv: KeyInterval, readonly cache: PrefixCache) {
     cache.listeners.add(this);
@@ -68,6 +70,7 @@ export class CacheFeed implements CacheListener, WatcherFeed {
   }
 
   add(w: Watcher): void {
+    if (!this.eventsAtTick.has(w)) this.eventsAtTick.set(w, w.eventResponses);
     this.receivers.add(w);
     w.broadcast = this;
   }
@@ -90,8 +93,15 @@ export class CacheFeed implements CacheListener, WatcherFeed {
     }
   }
 
-  progress(r: WatchResponse, rev: bigint): void {
-    for (const w of [...this.receivers]) if (w.broadcast === this && !w.deliver(r, rev)) w.stream.park(w);
+  /** etcd's per-watch progress: to each progress_notify watcher that was sent no event since the last tick. */
+  tick(rev: bigint): void {
+    const r = create(WatchResponseSchema, { header: this.cache.headerAt(rev), watchId: 0n });
+    for (const w of [...this.receivers]) {
+      const sent = w.eventResponses;
+      const quiet = this.eventsAtTick.get(w) === sent;
+      this.eventsAtTick.set(w, sent);
+      if (quiet && w.broadcast === this && w.spec.progressNotify && !w.deliver(r, rev)) w.stream.park(w);
+    }
   }
 
   lost(): void {
@@ -186,7 +196,9 @@ export function capByCaches(watchers: Iterable<Watcher>, h: ResponseHeader): Res
   let rev = h.revision;
   for (const w of watchers) {
     const upTo = w.broadcast?.deliveredUpTo?.();
-    if (upTo !== undefined && upTo < rev) rev = upTo;
+    if (upTo === undefined) continue;
+    const own = settledUpTo(w, upTo);
+    if (own < rev) rev = own;
   }
   return rev === h.revision ? h : create(ResponseHeaderSchema, { ...h, revision: rev });
 }
@@ -198,15 +210,33 @@ export function capByCaches(watchers: Iterable<Watcher>, h: ResponseHeader): Res
  * ordered. Undefined: etcd answers (some watcher rides an upstream watch, is parked, or there is none).
  */
 export function progressFromCaches(watchers: Iterable<Watcher>, base: ResponseHeader): Promise<ResponseHeader> | undefined {
+  const fed: Watcher[] = [];
   const feeds = new Set<WatcherFeed>();
   for (const w of watchers) {
     if (w.ended) continue;
     if (!w.broadcast?.latest) return undefined;
+    fed.push(w);
     feeds.add(w.broadcast);
   }
   if (feeds.size === 0) return undefined;
-  return Promise.all([...feeds].map((f) => f.latest!())).then((revs) => {
-    const rev = revs.reduce((a, b) => (b < a ? b : a));
-    return create(ResponseHeaderSchema, { ...base, revision: rev });
+  return Promise.all([...feeds].map(async (f) => [f, await f.latest!()] as const)).then((answers) => {
+    const latest = new Map(answers);
+    let rev: bigint | undefined;
+    for (const w of fed) {
+      const own = settledUpTo(w, latest.get(w.broadcast!) ?? 0n);
+      if (rev === undefined || own < rev) rev = own;
+    }
+    return create(ResponseHeaderSchema, { ...base, revision: rev ?? 0n });
   });
+}
+
+/**
+ * What a progress notification may say for one fed watcher: every event up to the feed's revision has
+ * reached it, and every event below its nextRev has reached it or was never for it (a start_revision 0
+ * watcher starts after the revision of its created header, which may be ahead of the cache). The later
+ * of the two, so an answer does not fall below that created header.
+ */
+function settledUpTo(w: Watcher, feedRev: bigint): bigint {
+  const settled = (w.nextRev ?? 1n) - 1n;
+  return feedRev > settled ? feedRev : settled;
 }

@@ -77,6 +77,8 @@ export class Watcher {
   /** Highest header revision sent for this watcher, so a progress notification never goes back. */
   lastRev = 0n;
   createdSent = false;
+  /** Event responses sent so far (the watch cache's progress ticks skip a watcher that had some). */
+  eventResponses = 0;
   /** Set once etcd's answer would have ended it (compaction, refused re-watch); it keeps its id until canceled. */
   ended = false;
   /** What feeds it (a shared upstream watch or the watch cache); undefined while parked, re-attaching or ended. Owned by WatchRanges. */
@@ -118,6 +120,7 @@ export class Watcher {
         response.events = events;
         const out = this.fragments(response);
         if (!this.stream.offer(out)) return false;
+        this.eventResponses++;
         this.noteHeader(r.header);
       }
     } else if (this.spec.progressNotify && r.header && r.header.revision >= this.lastRev) {
