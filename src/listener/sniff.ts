@@ -30,7 +30,7 @@ import { CLIENT_PREFACE, ClientStart } from "./h2-authority.js";
  * silent client cannot hold a socket forever. An HTTP/2 connection still without a header block then
  * (an idle gRPC channel) is handed over as it is.
  */
-const SNIFF_TIMEOUT_MS = 10_000;
+export const SNIFF_TIMEOUT_MS = 10_000;
 
 /**
  * Bytes held while waiting for the first header block. A client that sends more first (a header block
@@ -148,12 +148,14 @@ function readFirstBytes(socket: Socket, sniff: boolean, toH2: (s: Socket) => voi
     used += chunk.length;
     decide();
   });
-  // Cleartext before the preface has decided: destroy, as a silent client gets nothing. Otherwise the
-  // connection is valid HTTP/2 so far (an idle gRPC channel): hand it over as it is.
+  // Cleartext before the preface has decided: destroy, as a silent client gets nothing. A first header
+  // block begun and not finished within the timeout: destroy too (nghttp2 would wait for the rest forever).
+  // Otherwise the connection is valid HTTP/2 so far (an idle gRPC channel): hand it over as it is.
   const onTimeout = guard(() => {
     if (done) return;
     const waitingForAck = sentSettings && start.settingsAck === undefined;
-    finish((sniff && used < CLIENT_PREFACE.length) || waitingForAck ? undefined : toH2);
+    const headersUnfinished = start.headersBegun && start.state === "more";
+    finish((sniff && used < CLIENT_PREFACE.length) || waitingForAck || headersUnfinished ? undefined : toH2);
   });
   const onError = guard(() => finish(undefined));
   // A client that half-closes before its first request gets nothing (and unshift() after 'end' fails).

@@ -14,7 +14,7 @@
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http from "node:http";
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import type { Logger } from "../../observe/log.js";
 import type { Metrics } from "../../observe/metrics.js";
 import { seriesCache } from "../../observe/rpc-metrics.js";
@@ -26,10 +26,13 @@ import { parseContentType as parseConnectType } from "@connectrpc/connect/protoc
 import { parseContentType as parseGrpcWebType } from "@connectrpc/connect/protocol-grpc-web";
 import { isIdentity } from "../protocol.js";
 import { CONNECT_JSON, CONNECT_PROTO } from "./connect.js";
+import { awaitBody, bodyDone } from "./body-idle.js";
 import { compatExchange, streamExchange, type Exchange, type Req, type Res } from "./exchange.js";
 import { GRPC, isFastGrpc } from "./grpc.js";
 import { GRPC_WEB } from "./grpc-web.js";
 import type { UnaryWire } from "./wire.js";
+
+const { NGHTTP2_NO_ERROR } = http2.constants;
 
 export interface UnaryOptions {
   methods: ReadonlyMap<string, UnaryMethod>;
@@ -93,11 +96,15 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions, se
   const timeout = wire.timeout(x.headers);
   const call = new UnaryCall(callerHeaders(x.headers), typeof timeout === "number" ? timeout : undefined, (err, output) => {
     x.closing.off("close", onClose);
+    bodyDone(body);
     s.seconds.observe((performance.now() - started) / 1000);
     if (err) {
       s.failed(err.code);
       if (err.code === Code.Internal || err.code === Code.Unknown) o.log.warn({ err, rpc: m.labels.grpc_method, cause: err.cause }, "rpc failed");
       if (!x.gone() && !x.answered()) wire.error(x, err);
+      // Answered before the client finished its request: end the stream's request side too, as grpc-go
+      // does (RST_STREAM NO_ERROR after the status), so a stuck body does not keep the stream open.
+      if (!ended) endRequestSide(x);
       return;
     }
     if (x.gone()) return;
@@ -114,14 +121,19 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions, se
   // is read and dropped, so that an HTTP/1.1 connection stays usable for the next request.
   const chunks: Buffer[] = [];
   let size = 0;
+  let ended = false;
+  const body = awaitBody((err) => call.fail(err));
   const limit = o.readMaxBytes + wire.framing;
   x.body.on("data", (chunk: Buffer) => {
     if (call.isFinished) return;
+    body.last = Date.now();
     size += chunk.length;
     if (size > limit) return call.fail(messageTooLarge(size - wire.framing, o.readMaxBytes));
     chunks.push(chunk);
   });
   x.body.on("end", () => {
+    ended = true;
+    bodyDone(body);
     if (call.isFinished) return;
     if (timeout instanceof ConnectError) return call.fail(timeout);
     let input: Message;
@@ -132,4 +144,14 @@ function serve(x: Exchange, m: UnaryMethod, wire: UnaryWire, o: UnaryOptions, se
     }
     call.run(m, input, o.readMaxBytes, size - wire.framing);
   });
+}
+
+/** HTTP/2 only: an HTTP/1.1 request left unfinished ends with its connection. */
+function endRequestSide(x: Exchange): void {
+  const stream = x.stream ?? (x.res && "stream" in x.res ? x.res.stream : undefined);
+  if (!stream || stream.closed || stream.destroyed) return;
+  // After the answer is flushed: a reset sent earlier could overtake the trailers.
+  const close = () => { if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_NO_ERROR); };
+  if (stream.writableFinished) setImmediate(close);
+  else stream.once("finish", () => setImmediate(close));
 }
