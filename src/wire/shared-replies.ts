@@ -12,6 +12,16 @@ import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobu
 /** Message → its encoding; null: shared, not encoded yet. */
 const encodings = new WeakMap<object, Uint8Array | null>();
 
+/**
+ * `reply` was decoded from `bytes` and goes to clients as it is: binaryOf gives those bytes back, so an
+ * answer forwarded from etcd is not encoded again (a 10,000-key Range answer cost 7 ms to encode, once per
+ * caller that shared it). Whoever changes such a reply afterwards must not: upstream/client keeps etcd's
+ * bytes only when no layer below the services changes answers (no --namespace).
+ */
+export function keepEncoding(reply: object, bytes: Uint8Array): void {
+  encodings.set(reply, bytes);
+}
+
 /** Marks `reply` as one that many callers will get unchanged. */
 export function shareReply(reply: object): void {
   if (!encodings.has(reply)) encodings.set(reply, null);

@@ -36,6 +36,8 @@ export interface TransportOptions {
   maxRecvBytes: number;
   keepAliveTimeMs: number;
   keepAliveTimeoutMs: number;
+  /** See UnaryCaller: etcd's bytes kept with its answers (false under --namespace). */
+  keepAnswerBytes: boolean;
 }
 
 export function createEtcdClients(o: TransportOptions): EtcdClients & { close(): void } {
@@ -65,6 +67,7 @@ export function createEtcdClients(o: TransportOptions): EtcdClients & { close():
     maxRecvBytes: o.maxRecvBytes,
     keepAliveTimeMs: o.keepAliveTimeMs,
     keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+    keepAnswerBytes: o.keepAnswerBytes,
   });
   const client = <S extends DescService>(service: S) => leanUnary(service, createClient(service, transport), unary);
   return {

@@ -14,6 +14,7 @@ import * as http2 from "node:http2";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
 import { canceled, deadlineExceeded, messageTooLarge } from "../../wire/errors.js";
 import { grpcFrame, parseBinary, singleMessage } from "../../wire/frame.js";
+import { keepEncoding } from "../../wire/shared-replies.js";
 import { decodeGrpcMessage } from "../../wire/status.js";
 import { clampTimer, grpcTimeoutHeader } from "../../wire/timeout.js";
 
@@ -28,6 +29,12 @@ export interface UnaryCallerOptions {
   /** Ping the session after this much idle time (0: never), fail it when no ack comes within the timeout. */
   keepAliveTimeMs: number;
   keepAliveTimeoutMs: number;
+  /**
+   * Keep etcd's bytes with each answer, so that forwarding it to a client costs no encoding (wire/
+   * shared-replies.ts). Only when nothing changes answers on their way (no --namespace: namespace.ts
+   * strips keys in place).
+   */
+  keepAnswerBytes: boolean;
 }
 
 export class UnaryCaller {
@@ -53,7 +60,9 @@ export class UnaryCaller {
     new Headers(options.headers).forEach((v, k) => { headers[k] = v; });
     if (options.timeoutMs !== undefined) headers["grpc-timeout"] = grpcTimeoutHeader(options.timeoutMs);
     const answer = await this.exchange(headers, body, options);
-    return parseBinary(method.output, answer, Code.Internal) as O;
+    const reply = parseBinary(method.output, answer, Code.Internal) as O;
+    if (this.o.keepAnswerBytes) keepEncoding(reply, answer);
+    return reply;
   }
 
   close(): void {

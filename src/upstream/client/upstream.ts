@@ -114,7 +114,8 @@ export class Upstream {
 
   private open(e: Endpoint): EndpointState {
     const o = this.o;
-    const clients = createEtcdClients({ url: e.url, tls: o.tls, maxSendBytes: o.maxSendBytes, maxRecvBytes: o.maxRecvBytes, keepAliveTimeMs: o.keepAliveTimeMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs });
+    const { tls, maxSendBytes, maxRecvBytes, keepAliveTimeMs, keepAliveTimeoutMs } = o;
+    const clients = createEtcdClients({ url: e.url, tls, maxSendBytes, maxRecvBytes, keepAliveTimeMs, keepAliveTimeoutMs, keepAnswerBytes: !o.namespace?.length });
     return {
       url: e.url,
       up: true,
