@@ -36,6 +36,7 @@ import { ALL_KEYS, intervalOf, keyString, pointOf, type KeyInterval } from "../c
 import { RangeCache, type RangeCacheLimits } from "./range-cache.js";
 import { SingleFlight, type SingleFlightOptions } from "./single-flight.js";
 import { callerIdentity, type CallerContext } from "../../wire/caller.js";
+import { chargeOf } from "../../wire/flow.js";
 import type { Upstream } from "../client/upstream.js";
 import type { WatchCache } from "../cache/watch-cache.js";
 
@@ -83,7 +84,10 @@ export class CoalescedKv implements InvalidationSink {
   /** Through single-flight; a revision-0 answer is stored in the range cache. */
   private fromEtcd(ctx: CallerContext, req: RangeRequest, key: string, cacheable: boolean): Promise<RangeResponse> {
     const iv = intervalOf(req.key, req.rangeEnd);
-    return this.flights.run(key, req.serializable ? "serializable" : "linearizable", iv, ctx.signal, async (signal) => {
+    // Under --fairness a shared call waits in its first caller's queues: callers of another flow get a
+    // call of their own, so nobody waits behind (or is refused with) a heavier flow.
+    const flow = chargeOf(ctx.requestHeader)?.flow;
+    return this.flights.run(flow === undefined ? key : `${key}\u0101${flow}`, req.serializable ? "serializable" : "linearizable", iv, ctx.signal, async (signal) => {
       // Taken when the call is sent: if the cache is reset while it is out, its answer is not stored.
       const ticket = this.cache.ticket();
       const res = await this.up.unary(sharedCaller(ctx, signal), (c, o) => c.kv.range(req, o), { readOnly: true });
