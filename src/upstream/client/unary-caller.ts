@@ -11,6 +11,7 @@
 import { create, isMessage, toBinary, type DescMethod, type Message, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import * as http2 from "node:http2";
+import { setImmediate } from "node:timers";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
 import { canceled, deadlineExceeded, messageTooLarge } from "../../wire/errors.js";
 import { grpcFrame, parseBinary, singleMessage } from "../../wire/frame.js";
@@ -106,8 +107,12 @@ export class UnaryCaller {
       };
       const onAbort = () => finish(canceled());
       signal?.addEventListener("abort", onAbort, { once: true });
+      // The deadline is decided after the I/O that came meanwhile has been read: a timer fires before the
+      // poll phase of its loop turn, so with the event loop busy past the deadline (a burst of work in the
+      // proxy), an answer already in the socket would otherwise lose to it. That is how a liveness check
+      // (Status, 1 s) marked a live etcd down while the proxy was busy, ending every stream on it.
       const timer = options.timeoutMs === undefined ? undefined
-        : setTimeout(() => finish(deadlineExceeded()), clampTimer(options.timeoutMs));
+        : setTimeout(() => setImmediate(() => { if (status === undefined) finish(deadlineExceeded()); }), clampTimer(options.timeoutMs));
       const readStatus = (h: http2.IncomingHttpHeaders) => {
         if (h["grpc-status"] !== undefined) {
           status = String(h["grpc-status"]);
