@@ -12,6 +12,16 @@ export function frame(payload: Uint8Array, flag = 0): Buffer {
   return Buffer.concat([head, payload]);
 }
 
+/** An HTTP/2 frame written by hand (tests that speak HTTP/2 on a raw socket): 9-byte header, then the payload. */
+export function h2Frame(type: number, flags: number, streamId: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId, 5);
+  return Buffer.concat([head, payload]);
+}
+
 export interface RawAnswer {
   headers: http2.IncomingHttpHeaders;
   body: Buffer;

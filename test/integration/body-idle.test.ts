@@ -15,6 +15,7 @@ import { SNIFF_TIMEOUT_MS } from "../../src/listener/sniff.js";
 import { grpcFrame } from "../../src/wire/frame.js";
 import { startEtcd } from "../helpers/etcd.js";
 import { startEdge } from "../helpers/proxy.js";
+import { h2Frame } from "../helpers/raw-rpc.js";
 
 const etcd = await startEtcd(t);
 const edge = await startEdge(t, [`--endpoints=${etcd.endpoint}`]);
@@ -50,16 +51,8 @@ function unfinishedHeaders(): Promise<number> {
     const socket = connect(edge.port, "127.0.0.1");
     socket.on("error", () => {});
     socket.on("close", () => resolve(Date.now() - start));
-    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
-      const head = Buffer.alloc(9);
-      head.writeUIntBE(payload.length, 0, 3);
-      head[3] = type;
-      head[4] = flags;
-      head.writeUInt32BE(id, 5);
-      return Buffer.concat([head, payload]);
-    };
     // Preface, empty SETTINGS, then HEADERS (:method POST, indexed) without END_HEADERS, and nothing more.
-    socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0, 1, Buffer.from([0x83]))]));
+    socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), h2Frame(4, 0, 0), h2Frame(1, 0, 1, Buffer.from([0x83]))]));
     setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS + 20_000).unref();
   });
 }

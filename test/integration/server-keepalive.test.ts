@@ -12,6 +12,7 @@ import t from "tap";
 import { startEtcd } from "../helpers/etcd.js";
 import { sleep, waitFor } from "../helpers/ports.js";
 import { startEdge } from "../helpers/proxy.js";
+import { h2Frame } from "../helpers/raw-rpc.js";
 
 const INTERVAL_MS = 300;
 const TIMEOUT_MS = 300;
@@ -25,14 +26,7 @@ const FRAME_SETTINGS = 0x4;
 const FRAME_PING = 0x6;
 const FLAG_ACK = 0x1;
 
-function frame(type: number, flags: number, payload: Buffer = Buffer.alloc(0), streamId = 0): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(streamId, 5);
-  return Buffer.concat([head, payload]);
-}
+const frame = (type: number, flags: number, payload?: Buffer, streamId = 0) => h2Frame(type, flags, streamId, payload);
 
 /** HPACK by hand: static-table entries, and literals (without indexing) with an indexed name. */
 function getRequest(path: string, authority: string): Buffer {

@@ -21,7 +21,7 @@ import { startEtcd } from "../helpers/etcd.js";
 import { sleep, waitFor } from "../helpers/ports.js";
 import { metric } from "../helpers/prom.js";
 import { startEdge, type EdgeProxy } from "../helpers/proxy.js";
-import { frame as grpcFrame } from "../helpers/raw-rpc.js";
+import { frame as grpcFrame, h2Frame } from "../helpers/raw-rpc.js";
 import { WatchSession } from "../helpers/watch-session.js";
 
 /** The concurrent-stream limit this proxy advertises (--max-concurrent-streams). */
@@ -57,14 +57,7 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const CANCEL = 0x8;
 
-function h2frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(streamId, 5);
-  return Buffer.concat([head, payload]);
-}
+const h2frame = h2Frame;
 
 /** HPACK, literals without indexing only: `[static name index, value]` or `[name, value]`; lengths < 127 unless `long`. */
 function hpack(fields: [number | string, string][]): Buffer {
