@@ -6,21 +6,11 @@
 import { create } from "@bufbuild/protobuf";
 import t from "tap";
 import { WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
-import { authChanging, CacheInvalidator, type InvalidationSink } from "../../src/upstream/kv/cache-invalidator.js";
+import { authChanging, CacheInvalidator } from "../../src/upstream/kv/cache-invalidator.js";
 import { fakeUpstream, tick } from "../helpers/fake-upstream.js";
+import { created, recorder } from "../helpers/invalidation-sink.js";
 
-function recorder() {
-  const log: string[] = [];
-  const sink: InvalidationSink = {
-    enable: (rev) => log.push(`enable ${rev}`),
-    disable: () => log.push("disable"),
-    invalidate: () => log.push("invalidate"),
-    advance: (rev) => log.push(`advance ${rev}`),
-  };
-  return { log, sink };
-}
 
-const created = (rev: bigint) => create(WatchResponseSchema, { header: { revision: rev }, created: true });
 const refused = create(WatchResponseSchema, { watchId: -1n, created: true, canceled: true, cancelReason: "rpc error: code = InvalidArgument desc = etcdserver: user name is empty" });
 
 t.test("while the watch is live: the cache is off before authChanging returns, and the re-created watch is refused", async (t) => {

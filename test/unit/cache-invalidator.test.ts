@@ -4,24 +4,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import t from "tap";
 import { WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Event_EventType, EventSchema } from "../../gen/mvccpb/kv_pb.js";
-import { CacheInvalidator, type InvalidationSink } from "../../src/upstream/kv/cache-invalidator.js";
-import { keyString, type KeyInterval } from "../../src/upstream/client/key-ranges.js";
+import { CacheInvalidator } from "../../src/upstream/kv/cache-invalidator.js";
+import { keyString } from "../../src/upstream/client/key-ranges.js";
 import { fakeUpstream, tick } from "../helpers/fake-upstream.js";
+import { created, recorder } from "../helpers/invalidation-sink.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
-function recorder() {
-  const log: string[] = [];
-  const sink: InvalidationSink = {
-    enable: (rev) => log.push(`enable ${rev}`),
-    disable: () => log.push("disable"),
-    invalidate: (iv: KeyInterval, rev) => log.push(`invalidate ${iv.start} ${rev}`),
-    advance: (rev) => log.push(`advance ${rev}`),
-  };
-  return { log, sink };
-}
 
-const created = (rev: bigint) => create(WatchResponseSchema, { header: { revision: rev }, created: true });
 const event = (key: string, rev: bigint, del = false) => create(EventSchema, { type: del ? Event_EventType.DELETE : Event_EventType.PUT, kv: { key: enc(key), modRevision: rev } });
 
 t.test("watches the whole keyspace from now, feeds events, restarts cleared after a compaction cancel", async (t) => {

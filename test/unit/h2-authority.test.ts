@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { createRequire } from "node:module";
 import t from "tap";
 import { CLIENT_PREFACE, ClientStart, patchFirstHeaders } from "../../src/listener/h2-authority.js";
+import { h2Frame } from "../helpers/raw-rpc.js";
 
 interface Header { name: string; value: string; huffman?: boolean; neverIndex?: boolean; incremental?: boolean }
 interface Compressor { write(h: Header[]): void; read(): Buffer | null }
@@ -23,14 +24,7 @@ const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
 
-function frame(type: number, flags: number, stream: number, payload: Uint8Array): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
+const frame = h2Frame;
 const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
 const SETTINGS_ACK = frame(0x4, 0x1, 0, Buffer.alloc(0));
 const WINDOW_UPDATE = frame(0x8, 0, 0, Buffer.from([0, 0x0f, 0, 0x01]));
